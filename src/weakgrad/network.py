@@ -1,0 +1,377 @@
+"""Networks of neurons as pytrees, and their simulation as one ``lax.scan``.
+
+A :class:`Network` is a tuple of :class:`Layer` s. Each layer has feed-forward weights from
+the previous layer (or the external input), a bias current, optional recurrent weights
+among its own neurons, a neuron model and a synapse model. A feed-forward stack, a chain,
+n independent neurons and a complete graph on n neurons (self-connections included) are
+all this one object; see the constructors.
+
+:func:`simulate` integrates one network on one input. Batch over inputs, noise trials or
+parameter samples with ``jax.vmap`` (over ``inputs``, ``key`` or the network itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from weakgrad.neurons._base import AbstractNeuron, check_dt
+from weakgrad.random import StepKey, stream_keys
+from weakgrad.synapses import AbstractSynapse, Instantaneous
+
+__all__ = ["Layer", "Network", "Record", "Inject", "Trace", "simulate"]
+
+
+def _concrete(x: Any) -> Any:
+    """The Python value of ``x`` if it is known at trace time, else None."""
+    try:
+        return np.asarray(x).item() if np.ndim(x) == 0 else None
+    except Exception:  # a tracer
+        return None
+
+
+class Layer(eqx.Module):
+    """One population of identical neurons.
+
+    Attributes:
+        weight: ``(n_in, n_out)`` feed-forward weights; row = presynaptic, column =
+            postsynaptic; units: postsynaptic current per unit presynaptic output.
+        bias: ``(n_out,)`` constant current (same units as the neuron's input current).
+        neuron: the neuron model of every unit in the layer.
+        synapse: how the summed drive becomes input current.
+        recurrent: optional ``(n_out, n_out)`` weights from the layer's own outputs at the
+            previous step (row = presynaptic), diagonal = self-connections.
+    """
+
+    weight: Array
+    bias: Array
+    neuron: AbstractNeuron
+    synapse: AbstractSynapse = Instantaneous()
+    recurrent: Array | None = None
+
+    def __check_init__(self):
+        w, b = self.weight, self.bias
+        if np.ndim(w) != 2:
+            raise ValueError(f"Layer.weight must be 2-D (n_in, n_out), got shape {np.shape(w)}.")
+        if np.shape(b) != (np.shape(w)[1],):
+            raise ValueError(
+                f"Layer.bias must have shape (n_out,) = ({np.shape(w)[1]},) to match weight "
+                f"{np.shape(w)}, got {np.shape(b)}."
+            )
+        n = np.shape(w)[1]
+        if self.recurrent is not None and np.shape(self.recurrent) != (n, n):
+            raise ValueError(
+                f"Layer.recurrent must have shape (n_out, n_out) = ({n}, {n}), "
+                f"got {np.shape(self.recurrent)}."
+            )
+
+    @property
+    def n_in(self) -> int:
+        return int(np.shape(self.weight)[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(np.shape(self.weight)[1])
+
+
+class Network(eqx.Module):
+    """A tuple of layers; layer ``i`` feeds layer ``i + 1`` within the same step."""
+
+    layers: tuple[Layer, ...]
+
+    def __check_init__(self):
+        if not self.layers:
+            raise ValueError("Network.layers must hold at least one Layer.")
+        for i in range(1, len(self.layers)):
+            a, b = self.layers[i - 1], self.layers[i]
+            if a.n_out != b.n_in:
+                raise ValueError(
+                    f"layer {i} expects {b.n_in} inputs but layer {i - 1} has {a.n_out} "
+                    "neurons; make their sizes agree."
+                )
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @classmethod
+    def feedforward(
+        cls,
+        sizes: tuple[int, ...] | list[int],
+        neuron: AbstractNeuron,
+        *,
+        key: Array,
+        scale: float = 1.0,
+        bias: float = 0.0,
+        synapse: AbstractSynapse = Instantaneous(),
+        dtype: Any = jnp.float32,
+    ) -> Network:
+        """Fully connected stack ``sizes[0] -> sizes[1] -> ...``, weights
+        ``N(0, (scale / sqrt(fan_in))^2)``."""
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs an input size and at least one layer, got {sizes}.")
+        keys = jax.random.split(key, len(sizes) - 1)
+        layers = []
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
+            w = scale / np.sqrt(n_in) * jax.random.normal(k, (n_in, n_out), dtype)
+            layers.append(Layer(w, jnp.full((n_out,), bias, dtype), neuron, synapse))
+        return cls(tuple(layers))
+
+    @classmethod
+    def independent(
+        cls,
+        n: int,
+        neuron: AbstractNeuron,
+        *,
+        weight: float | Array = 1.0,
+        bias: float | Array = 0.0,
+        dtype: Any = jnp.float32,
+    ) -> Network:
+        """``n`` unconnected neurons driven by one shared input with per-neuron weights."""
+        w = jnp.broadcast_to(jnp.asarray(weight, dtype), (n,)).reshape(1, n)
+        b = jnp.broadcast_to(jnp.asarray(bias, dtype), (n,))
+        return cls((Layer(w, b, neuron),))
+
+    @classmethod
+    def complete_graph(
+        cls,
+        n: int,
+        neuron: AbstractNeuron,
+        *,
+        recurrent: Array | float = 0.0,
+        bias: float | Array = 0.0,
+        synapse: AbstractSynapse = Instantaneous(),
+        dtype: Any = jnp.float32,
+    ) -> Network:
+        """``n`` neurons connected all-to-all including self-connections, driven only by their
+        bias current (the single input has zero weights)."""
+        r = jnp.broadcast_to(jnp.asarray(recurrent, dtype), (n, n))
+        b = jnp.broadcast_to(jnp.asarray(bias, dtype), (n,))
+        return cls((Layer(jnp.zeros((1, n), dtype), b, neuron, synapse, r),))
+
+    @classmethod
+    def chain(
+        cls,
+        n: int,
+        neuron: AbstractNeuron,
+        *,
+        weight: float = 1.0,
+        input_weight: float = 1.0,
+        dtype: Any = jnp.float32,
+    ) -> Network:
+        """Neurons ``0 -> 1 -> ... -> n-1``; neuron 0 gets the external input."""
+        layers = [Layer(jnp.full((1, 1), input_weight, dtype), jnp.zeros((1,), dtype), neuron)]
+        for _ in range(n - 1):
+            layers.append(Layer(jnp.full((1, 1), weight, dtype), jnp.zeros((1,), dtype), neuron))
+        return cls(tuple(layers))
+
+
+class Record(eqx.Module):
+    """What :func:`simulate` keeps. Time series cost ``steps x neurons`` memory each.
+
+    Attributes:
+        counts: spike counts per neuron (int32).
+        mean_output: time average of each neuron's output value (what it sends on).
+        spikes: spike events per step (bool, ``(steps, n)``).
+        outputs: output values per step.
+        voltages: membrane potential (mV) per step, after the step's update.
+    """
+
+    counts: bool = eqx.field(static=True, default=True)
+    mean_output: bool = eqx.field(static=True, default=True)
+    spikes: bool = eqx.field(static=True, default=False)
+    outputs: bool = eqx.field(static=True, default=False)
+    voltages: bool = eqx.field(static=True, default=False)
+
+
+class Inject(eqx.Module):
+    """Currents added to one layer's drive at every step (used by node perturbation).
+
+    Attributes:
+        layer: index of the layer.
+        current: ``(n_out,)`` for a constant current or ``(steps, n_out)`` per step.
+    """
+
+    layer: int = eqx.field(static=True)
+    current: Array
+
+
+class Trace(eqx.Module):
+    """Result of :func:`simulate`; every recorded field is a tuple with one entry per layer
+    (None where not recorded)."""
+
+    counts: tuple[Array, ...] | None
+    mean_output: tuple[Array, ...] | None
+    spikes: tuple[Array, ...] | None
+    outputs: tuple[Array, ...] | None
+    voltages: tuple[Array, ...] | None
+    final_state: tuple[Any, ...]
+    dt: Any
+
+    def spike_times(self, layer: int = -1) -> list[np.ndarray]:
+        """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
+        ``Record(spikes=True)``. Not jittable: returns NumPy arrays."""
+        if self.spikes is None:
+            raise ValueError("spike times need simulate(..., record=Record(spikes=True)).")
+        s = np.asarray(self.spikes[layer])
+        dt = float(self.dt)
+        return [np.nonzero(s[:, j])[0] * dt for j in range(s.shape[1])]
+
+
+def _validate(net: Network, inputs: Array, dt: Any, steps: Any, inject: Inject | None) -> None:
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a weakgrad.Network, got {type(net).__name__}.")
+    if not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be a positive int (number of dt steps), got {steps!r}.")
+    check_dt(dt)
+    shape = np.shape(inputs)
+    if len(shape) == 1:
+        ok = shape[0] == net.n_in
+    elif len(shape) == 2:
+        ok = shape == (steps, net.n_in)
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"inputs must have shape (n_in,) = ({net.n_in},) for a constant input or "
+            f"(steps, n_in) = ({steps}, {net.n_in}) per step, got {shape}; batch with jax.vmap."
+        )
+    if inject is not None:
+        if not -len(net.layers) <= inject.layer < len(net.layers):
+            raise ValueError(
+                f"Inject.layer={inject.layer} is out of range for {len(net.layers)} layers."
+            )
+        n = net.layers[inject.layer].n_out
+        if np.shape(inject.current) not in ((n,), (steps, n)):
+            raise ValueError(
+                f"Inject.current must have shape ({n},) or (steps, {n}) = ({steps}, {n}), "
+                f"got {np.shape(inject.current)}."
+            )
+
+
+def simulate(
+    net: Network,
+    inputs: Array,
+    *,
+    dt: float | Array,
+    steps: int,
+    key: Array | None = None,
+    inject: Inject | None = None,
+    record: Record = Record(),
+) -> Trace:
+    """Integrate ``net`` for ``steps`` steps of ``dt`` ms from rest.
+
+    Args:
+        net: the network.
+        inputs: external input, ``(n_in,)`` held constant or ``(steps, n_in)`` per step.
+        dt: time step in ms.
+        steps: number of steps (a Python int; the duration is ``steps * dt``).
+        key: JAX PRNG key; required when any neuron is stochastic. Each layer's neurons get
+            their own counter-based noise streams derived from it.
+        inject: optional currents added to one layer's drive (pre-activation) every step.
+        record: what to keep; by default spike counts and mean outputs only, so memory does
+            not grow with ``steps``.
+
+    Returns:
+        A :class:`Trace`. Raises at run time (also under ``jit``) if any neuron's state
+        blows up (non-finite or far outside its physical range), which for a stable model
+        means ``dt`` is too large.
+    """
+    _validate(net, inputs, dt, steps, inject)
+    layers = net.layers
+    n_layers = len(layers)
+    inj_layer = None if inject is None else inject.layer % n_layers
+    dtype = jnp.result_type(inputs, layers[0].weight)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    inputs = jnp.asarray(inputs, dtype)
+
+    words: list[Array | None] = []
+    for i, layer in enumerate(layers):
+        if layer.neuron.stochastic:
+            if key is None:
+                raise ValueError(
+                    f"layer {i} has a stochastic neuron ({type(layer.neuron).__name__}): "
+                    "pass key=jax.random.key(seed)."
+                )
+            words.append(stream_keys(jax.random.fold_in(key, i), (layer.n_out,)))
+        else:
+            words.append(None)
+
+    neuron_states = tuple(la.neuron.init_state((la.n_out,), dtype) for la in layers)
+    syn_states = tuple(la.synapse.init_state((la.n_out,), dtype) for la in layers)
+    prev_out = tuple(
+        jnp.zeros((la.n_out,), dtype) if la.recurrent is not None else None for la in layers
+    )
+    counts = tuple(jnp.zeros((la.n_out,), jnp.int32) for la in layers) if record.counts else None
+    sums = tuple(jnp.zeros((la.n_out,), dtype) for la in layers) if record.mean_output else None
+
+    per_step_input = inputs.ndim == 2
+    per_step_inject = inject is not None and jnp.ndim(inject.current) == 2
+    xs = {"t": jnp.arange(steps, dtype=jnp.uint32)}
+    if per_step_input:
+        xs["x"] = inputs
+    if per_step_inject:
+        xs["inject"] = jnp.asarray(inject.current, dtype)
+
+    def body(carry, x_t):
+        n_states, s_states, prev, cnt, sm = carry
+        t = x_t["t"]
+        x = x_t["x"] if per_step_input else inputs
+        new_n, new_s, new_prev, outs = [], [], [], []
+        for i, layer in enumerate(layers):
+            drive = x @ layer.weight + layer.bias
+            if layer.recurrent is not None:
+                drive = drive + prev[i] @ layer.recurrent
+            if i == inj_layer:
+                drive = drive + (x_t["inject"] if per_step_inject else inject.current)
+            s_state, current = layer.synapse.step(s_states[i], drive, dt)
+            k = None if words[i] is None else StepKey(words[i], t)
+            n_state, out = layer.neuron.step(n_states[i], current, dt, key=k)
+            new_n.append(n_state)
+            new_s.append(s_state)
+            new_prev.append(out.value if layer.recurrent is not None else None)
+            outs.append((out, n_state))
+            x = out.value
+        if cnt is not None:
+            cnt = tuple(c + o.spike.astype(jnp.int32) for c, (o, _) in zip(cnt, outs, strict=True))
+        if sm is not None:
+            sm = tuple(s + o.value for s, (o, _) in zip(sm, outs, strict=True))
+        ys = {}
+        if record.spikes:
+            ys["spikes"] = tuple(o.spike > 0 for o, _ in outs)
+        if record.outputs:
+            ys["outputs"] = tuple(o.value for o, _ in outs)
+        if record.voltages:
+            ys["voltages"] = tuple(la.neuron.voltage(s) for la, (_, s) in zip(layers, outs))
+        return (tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm), ys
+
+    carry0 = (neuron_states, syn_states, prev_out, counts, sums)
+    (final_n, _, _, counts, sums), ys = jax.lax.scan(body, carry0, xs)
+
+    ok = jnp.all(jnp.asarray([jnp.all(la.neuron.is_valid(s)) for la, s in zip(layers, final_n)]))
+    dt_value = _concrete(dt)
+    dt_text = f"dt={dt_value} ms" if dt_value is not None else "dt"
+    # Guard every output, so the check survives when only some of them are used.
+    final_n, counts, sums, ys = eqx.error_if(
+        (final_n, counts, sums, ys),
+        ~ok,
+        f"simulation blew up (non-finite or out-of-range state): {dt_text} is too large or the "
+        "input current too strong for this model; reduce dt (0.01 ms is safe for "
+        "Hodgkin-Huxley) or the input.",
+    )
+    mean_output = None if sums is None else tuple(s / steps for s in sums)
+    return Trace(
+        counts=counts,
+        mean_output=mean_output,
+        spikes=ys.get("spikes"),
+        outputs=ys.get("outputs"),
+        voltages=ys.get("voltages"),
+        final_state=final_n,
+        dt=dt,
+    )

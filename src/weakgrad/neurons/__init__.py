@@ -1,0 +1,35 @@
+"""Neuron models: one file each, one interface (:class:`AbstractNeuron`)."""
+
+from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.neurons.escape_noise_lif import EscapeNoiseLIF
+from weakgrad.neurons.hodgkin_huxley import HHState, HodgkinHuxley
+from weakgrad.neurons.lif import LIF, lif_rate
+from weakgrad.neurons.rate import Linear, Perceptron, Sigmoid
+
+__all__ = [
+    "AbstractNeuron",
+    "NeuronOutput",
+    "HodgkinHuxley",
+    "HHState",
+    "LIF",
+    "lif_rate",
+    "EscapeNoiseLIF",
+    "Perceptron",
+    "Sigmoid",
+    "Linear",
+    "all_neurons",
+]
+
+
+def all_neurons() -> list[AbstractNeuron]:
+    """One default instance of every neuron model (drives the contract tests)."""
+    return [
+        HodgkinHuxley(),
+        HodgkinHuxley(noise_std=5.0, graded=False),
+        LIF(),
+        LIF(subtractive=True),
+        EscapeNoiseLIF(),
+        Perceptron(),
+        Sigmoid(),
+        Linear(),
+    ]

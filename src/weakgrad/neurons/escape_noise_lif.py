@@ -1,0 +1,58 @@
+"""Stochastic LIF neuron with escape noise.
+
+The membrane follows the LIF equation; instead of a hard threshold the neuron spikes in
+each step with probability ``sigmoid(beta * (V - theta))`` and then resets. This is the
+stochastic neuron of Gygax & Zenke, "Elucidating the theoretical underpinnings of
+surrogate gradient learning in spiking neural networks" (2024), whose escape-noise
+derivative is the matching surrogate gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from weakgrad.neurons._base import NeuronOutput
+from weakgrad.neurons.lif import LIF
+from weakgrad.random import StepKey, uniform
+
+__all__ = ["EscapeNoiseLIF"]
+
+
+class EscapeNoiseLIF(LIF):
+    """LIF with escape noise: per-step spike probability ``sigmoid(beta (V - theta))``.
+
+    Units as :class:`~weakgrad.neurons.lif.LIF`; ``beta`` in 1/mV, ``theta`` (the
+    escape threshold, ``v_threshold`` of the parent is unused) in mV.
+    """
+
+    beta: float = 1.0
+    theta: float = -50.0
+
+    @property
+    def stochastic(self) -> bool:
+        return True
+
+    def spike_probability(self, v: Array) -> Array:
+        """Probability of a spike in one step at membrane potential ``v`` (mV)."""
+        return jax.nn.sigmoid(self.beta * (v - self.theta))
+
+    def step(
+        self, state: Array, current: Array, dt: float | Array, *, key: StepKey | None = None
+    ) -> tuple[Array, NeuronOutput]:
+        if key is None:
+            raise ValueError("EscapeNoiseLIF draws its spikes: pass key=StepKey(...).")
+        v = self.integrate(state, current, dt)
+        spike = (uniform(key, v.dtype) < self.spike_probability(v)).astype(v.dtype)
+        return self.reset(v, spike), NeuronOutput(spike, spike)
+
+    def reset(self, v: Array, spike: Array) -> Array:
+        if self.subtractive:
+            return v - spike * (self.theta - self.v_reset)
+        return jnp.where(spike > 0, jnp.asarray(self.v_reset, v.dtype), v)
+
+    def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        return jnp.full(shape, self.v_rest, dtype)

@@ -1,0 +1,59 @@
+"""Stateless rate units: binary perceptron, sigmoid and linear.
+
+They make an ordinary (artificial) network the same object as a spiking one: the
+"state" is the current activation, ``dt`` is ignored, and ``spike`` is 1 where the unit
+is active (perceptron) or the activation itself (sigmoid, linear).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.random import StepKey
+
+__all__ = ["Perceptron", "Sigmoid", "Linear"]
+
+
+class _RateUnit(AbstractNeuron):
+    def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        return jnp.zeros(shape, dtype)
+
+    def activation(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def step(
+        self, state: Array, current: Array, dt: float | Array, *, key: StepKey | None = None
+    ) -> tuple[Array, NeuronOutput]:
+        a = self.activation(current).astype(state.dtype)
+        return a, NeuronOutput(a, a)
+
+    def voltage(self, state: Array) -> Array:
+        return state
+
+
+class Perceptron(_RateUnit):
+    """Binary unit: 1 where the input exceeds ``threshold``, else 0 (derivative 0 a.e.)."""
+
+    threshold: float = 0.0
+
+    def activation(self, x: Array) -> Array:
+        return (x > self.threshold).astype(x.dtype)
+
+
+class Sigmoid(_RateUnit):
+    """Logistic unit ``1 / (1 + exp(-x))``."""
+
+    def activation(self, x: Array) -> Array:
+        return jax.nn.sigmoid(x)
+
+
+class Linear(_RateUnit):
+    """Identity unit (a linear layer)."""
+
+    def activation(self, x: Array) -> Array:
+        return x

@@ -1,0 +1,5 @@
+"""Tasks: a network factory, its input and a loss, bound together."""
+
+from weakgrad.tasks.single_neuron import SingleNeuronTurnOff
+
+__all__ = ["SingleNeuronTurnOff"]

@@ -1,0 +1,73 @@
+"""The study's simplest case: turn a single Hodgkin-Huxley neuron off.
+
+One HH neuron is driven by a constant current ``w * i0``; the loss is its mean output over
+``tau`` (the time average of the graded release it would send to synapses), which gradient
+descent on ``w`` should drive to zero. With the default ``i0`` repetitive firing stops near
+``w = 1.8``: above about 62.3 uA/cm^2 the oscillation peaks no longer reach the 0 mV
+threshold and only the onset spikes count (true depolarisation block is near 154).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from weakgrad.network import Network, simulate
+from weakgrad.neurons import HodgkinHuxley
+
+__all__ = ["SingleNeuronTurnOff"]
+
+
+class SingleNeuronTurnOff(eqx.Module):
+    """Single-neuron turn-off task.
+
+    Attributes:
+        neuron: the HH model (its ``noise_std`` makes trials differ).
+        i0: input current per unit weight, uA/cm^2.
+        tau_ms: simulated duration, ms.
+        dt_ms: time step, ms.
+    """
+
+    neuron: HodgkinHuxley = HodgkinHuxley()
+    i0: float = eqx.field(static=True, default=34.6)
+    tau_ms: float = eqx.field(static=True, default=1000.0)
+    dt_ms: float = eqx.field(static=True, default=0.01)
+
+    def __check_init__(self):
+        if not self.dt_ms > 0:
+            raise ValueError(f"dt_ms must be > 0, got {self.dt_ms}; try 0.01.")
+        if not self.tau_ms > 0:
+            raise ValueError(f"tau_ms must be > 0, got {self.tau_ms}; try 1000.")
+        if self.tau_ms < self.dt_ms:
+            raise ValueError(
+                f"tau_ms={self.tau_ms} is shorter than one step dt_ms={self.dt_ms}; "
+                "make tau_ms a multiple of dt_ms."
+            )
+
+    @property
+    def steps(self) -> int:
+        return max(1, round(self.tau_ms / self.dt_ms))
+
+    def network(self, w: Array | float) -> Network:
+        return Network.independent(1, self.neuron, weight=w)
+
+    def current(self, w: Array | float) -> Array:
+        """Input current (uA/cm^2) for weight ``w``."""
+        return jnp.asarray(w) * self.i0
+
+    def evaluate(self, w: Array | float, key: Array) -> tuple[Array, Array]:
+        """One trial: ``(loss, spike count)`` for weight ``w``."""
+        w = jnp.asarray(w)
+        net = self.network(w.astype(jnp.result_type(w, float)))
+        trace = simulate(
+            net, jnp.full((1,), self.i0, net.layers[0].weight.dtype), dt=self.dt_ms,
+            steps=self.steps, key=key,
+        )
+        return trace.mean_output[0][0], trace.counts[0][0]
+
+    def evaluate_trials(self, w: Array, keys: Array) -> tuple[Array, Array]:
+        """Vectorised over weights ``w`` (W,) and trial keys (N,): arrays of shape (W, N)."""
+        per_trial = jax.vmap(self.evaluate, in_axes=(None, 0))
+        return jax.vmap(per_trial, in_axes=(0, None))(w, keys)
