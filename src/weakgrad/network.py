@@ -229,6 +229,15 @@ def _validate(net: Network, inputs: Array, dt: Any, steps: Any, inject: Inject |
     if not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"steps must be a positive int (number of dt steps), got {steps!r}.")
     check_dt(dt)
+    dt_value = _concrete(dt)
+    for i, layer in enumerate(net.layers):
+        limit = layer.neuron.max_dt
+        if dt_value is not None and limit is not None and dt_value > limit:
+            raise ValueError(
+                f"dt={dt_value} ms is above the {limit} ms limit of {type(layer.neuron).__name__}"
+                f" (layer {i}): its integration loses spikes and leaves the physical range "
+                "there; use dt <= 0.1 ms (0.01 ms for accurate spike times)."
+            )
     shape = np.shape(inputs)
     if len(shape) == 1:
         ok = shape[0] == net.n_in
@@ -320,7 +329,7 @@ def simulate(
         xs["inject"] = jnp.asarray(inject.current, dtype)
 
     def body(carry, x_t):
-        n_states, s_states, prev, cnt, sm = carry
+        n_states, s_states, prev, cnt, sm, bad = carry
         t = x_t["t"]
         x = x_t["x"] if per_step_input else inputs
         new_n, new_s, new_prev, outs = [], [], [], []
@@ -349,12 +358,17 @@ def simulate(
             ys["outputs"] = tuple(o.value for o, _ in outs)
         if record.voltages:
             ys["voltages"] = tuple(la.neuron.voltage(s) for la, (_, s) in zip(layers, outs))
-        return (tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm), ys
+        # Elementwise running flag (no per-step reduction): did any state ever blow up?
+        bad = tuple(
+            b | ~la.neuron.is_valid(st) for b, la, st in zip(bad, layers, new_n, strict=True)
+        )
+        return (tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm, bad), ys
 
-    carry0 = (neuron_states, syn_states, prev_out, counts, sums)
-    (final_n, _, _, counts, sums), ys = jax.lax.scan(body, carry0, xs)
+    bad0 = tuple(jnp.zeros((la.n_out,), bool) for la in layers)
+    carry0 = (neuron_states, syn_states, prev_out, counts, sums, bad0)
+    (final_n, _, _, counts, sums, bad), ys = jax.lax.scan(body, carry0, xs)
 
-    ok = jnp.all(jnp.asarray([jnp.all(la.neuron.is_valid(s)) for la, s in zip(layers, final_n)]))
+    ok = ~jnp.any(jnp.stack([jnp.any(b) for b in bad]))
     dt_value = _concrete(dt)
     dt_text = f"dt={dt_value} ms" if dt_value is not None else "dt"
     # Guard every output, so the check survives when only some of them are used.

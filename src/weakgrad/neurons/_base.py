@@ -53,6 +53,11 @@ class AbstractNeuron(eqx.Module):
         """Whether ``step`` draws random numbers (and so needs ``key``)."""
         return False
 
+    @property
+    def max_dt(self) -> float | None:
+        """Largest time step (ms) the integration scheme handles, or None if unlimited."""
+        return None
+
     def is_valid(self, state: Any) -> Array:
         """Elementwise: False where the state shows a blown-up integration."""
         return jnp.isfinite(self.voltage(state))

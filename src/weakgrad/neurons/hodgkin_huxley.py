@@ -98,6 +98,12 @@ class HodgkinHuxley(AbstractNeuron):
     def stochastic(self) -> bool:
         return self.noise_std > 0
 
+    @property
+    def max_dt(self) -> float:
+        # Exponential Euler never overflows here, but above ~0.25 ms it loses whole spike
+        # trains and v overshoots E_Na: results are finite garbage, so refuse them.
+        return 0.25
+
     def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> HHState:
         """Rest: ``v = v_init`` and every gate at its steady state for that voltage."""
         v = jnp.full(shape, self.v_init, dtype)
@@ -133,4 +139,4 @@ class HodgkinHuxley(AbstractNeuron):
     def is_valid(self, state: HHState) -> Array:
         # Exponential Euler keeps v between the reversal potentials unless the input is huge;
         # far outside that range (or non-finite) the integration has failed.
-        return jnp.isfinite(state.v) & (jnp.abs(state.v) < 1000.0) & jnp.isfinite(state.n)
+        return jnp.isfinite(state.v) & (jnp.abs(state.v) < 200.0) & jnp.isfinite(state.n)
