@@ -20,10 +20,37 @@ from pathlib import Path
 
 import numpy as np
 
-CONSTANT = [0.0, 2.0, 2.3, 2.5, 4.0, 6.0, 6.5, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
-            62.0, 63.0, 80.0, 120.0, 160.0, 200.0]
-STEPS = [(3.0, 20.0, 70.0), (7.0, 20.0, 70.0), (10.0, 10.0, 60.0), (25.0, 30.0, 80.0),
-         (50.0, 20.0, 50.0), (70.0, 20.0, 70.0), (150.0, 40.0, 90.0)]
+CONSTANT = [
+    0.0,
+    2.0,
+    2.3,
+    2.5,
+    4.0,
+    6.0,
+    6.5,
+    8.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    62.0,
+    63.0,
+    80.0,
+    120.0,
+    160.0,
+    200.0,
+]
+STEPS = [
+    (3.0, 20.0, 70.0),
+    (7.0, 20.0, 70.0),
+    (10.0, 10.0, 60.0),
+    (25.0, 30.0, 80.0),
+    (50.0, 20.0, 50.0),
+    (70.0, 20.0, 70.0),
+    (150.0, 40.0, 90.0),
+]
 DT_MS = 0.01
 DURATION_MS = 100.0
 
@@ -61,12 +88,22 @@ def main() -> None:
     t_off : second (constant)
     """
     namespace = dict(
-        Cm=1 * uF / cm2, gna=120 * mS / cm2, gk=36 * mS / cm2, gl=0.3 * mS / cm2,
-        ENa=50 * mV, EK=-77 * mV, EL=-54.4 * mV,
+        Cm=1 * uF / cm2,
+        gna=120 * mS / cm2,
+        gk=36 * mS / cm2,
+        gl=0.3 * mS / cm2,
+        ENa=50 * mV,
+        EK=-77 * mV,
+        EL=-54.4 * mV,
     )
     group = b2.NeuronGroup(
-        n_neurons, eqs, method="exponential_euler", threshold="v > 0*mV", refractory="v > 0*mV",
-        namespace=namespace, name="hh",
+        n_neurons,
+        eqs,
+        method="exponential_euler",
+        threshold="v > 0*mV",
+        refractory="v > 0*mV",
+        namespace=namespace,
+        name="hh",
     )
     group.v = -65 * mV
     group.m = "alpham / (alpham + betam)"

@@ -6,7 +6,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import weakgrad as wg
 
@@ -34,8 +33,11 @@ def _simulate(dtype):
 
 
 def test_reference_covers_all_regimes():
-    counts = {c["amplitude_uA_per_cm2"]: len(c["spike_times_ms"]) for c in REF["cases"]
-              if c["kind"] == "constant"}
+    counts = {
+        c["amplitude_uA_per_cm2"]: len(c["spike_times_ms"])
+        for c in REF["cases"]
+        if c["kind"] == "constant"
+    }
     assert counts[0.0] == 0 and counts[2.0] == 0  # silent
     assert counts[4.0] == 1  # onset spike only
     assert counts[30.0] >= 8  # repetitive

@@ -80,21 +80,37 @@ def landscape(
     w = np.linspace(w_min, w_max, points)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(
-        TextColumn("[bold]landscape"), BarColumn(), TextColumn("{task.completed}/{task.total} w"),
-        TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty(),
+        TextColumn("[bold]landscape"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} w"),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
     ) as bar:
         job = bar.add_task("sweep", total=points)
         result = sweep_1d(
-            task.evaluate_trials, w, trials=trials, key=jax.random.key(seed),
-            current=lambda x: x * i0, chunk=max(jax.device_count(), 128),
+            task.evaluate_trials,
+            w,
+            trials=trials,
+            key=jax.random.key(seed),
+            current=lambda x: x * i0,
+            chunk=max(jax.device_count(), 128),
             progress=lambda n: bar.advance(job, n),
         )
     result.to_csv(out / "landscape.csv")
     save_figure(plot_landscape(result), out / "landscape.png")
     meta = {
-        "task": "single-neuron", "w_min": w_min, "w_max": w_max, "points": points,
-        "trials": trials, "noise": noise, "tau_ms": tau_ms, "dt_ms": dt_ms, "i0": i0,
-        "seed": seed, "dtype": "float64" if x64 else "float32",
+        "task": "single-neuron",
+        "w_min": w_min,
+        "w_max": w_max,
+        "points": points,
+        "trials": trials,
+        "noise": noise,
+        "tau_ms": tau_ms,
+        "dt_ms": dt_ms,
+        "i0": i0,
+        "seed": seed,
+        "dtype": "float64" if x64 else "float32",
     }
     tmp = out / "landscape.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")

@@ -55,8 +55,12 @@ class Landscape1D:
     def from_csv(cls, path: str | os.PathLike, trials: int = 1) -> Landscape1D:
         data = np.genfromtxt(path, delimiter=",", names=True)
         return cls(
-            data["w"], data["current"], data["loss_mean"], data["loss_sem"],
-            data["spikes_mean"], trials,
+            data["w"],
+            data["current"],
+            data["loss_mean"],
+            data["loss_sem"],
+            data["spikes_mean"],
+            trials,
         )
 
 

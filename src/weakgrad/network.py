@@ -27,6 +27,14 @@ from weakgrad.synapses import AbstractSynapse, Instantaneous
 __all__ = ["Layer", "Network", "Record", "Inject", "Trace", "simulate"]
 
 
+def _float_dtype(dtype: Any, *values: Any) -> Any:
+    """``dtype`` if given, else the floating type of ``values`` (float32 unless they are
+    float64 arrays: float64 is on request)."""
+    if dtype is not None:
+        return dtype
+    return jnp.result_type(*values, jnp.float32)
+
+
 def _concrete(x: Any) -> Any:
     """The Python value of ``x`` if it is known at trace time, else None."""
     try:
@@ -130,9 +138,10 @@ class Network(eqx.Module):
         *,
         weight: float | Array = 1.0,
         bias: float | Array = 0.0,
-        dtype: Any = jnp.float32,
+        dtype: Any = None,
     ) -> Network:
         """``n`` unconnected neurons driven by one shared input with per-neuron weights."""
+        dtype = _float_dtype(dtype, weight, bias)
         w = jnp.broadcast_to(jnp.asarray(weight, dtype), (n,)).reshape(1, n)
         b = jnp.broadcast_to(jnp.asarray(bias, dtype), (n,))
         return cls((Layer(w, b, neuron),))
@@ -146,10 +155,11 @@ class Network(eqx.Module):
         recurrent: Array | float = 0.0,
         bias: float | Array = 0.0,
         synapse: AbstractSynapse = Instantaneous(),
-        dtype: Any = jnp.float32,
+        dtype: Any = None,
     ) -> Network:
         """``n`` neurons connected all-to-all including self-connections, driven only by their
         bias current (the single input has zero weights)."""
+        dtype = _float_dtype(dtype, recurrent, bias)
         r = jnp.broadcast_to(jnp.asarray(recurrent, dtype), (n, n))
         b = jnp.broadcast_to(jnp.asarray(bias, dtype), (n,))
         return cls((Layer(jnp.zeros((1, n), dtype), b, neuron, synapse, r),))
@@ -160,11 +170,12 @@ class Network(eqx.Module):
         n: int,
         neuron: AbstractNeuron,
         *,
-        weight: float = 1.0,
-        input_weight: float = 1.0,
-        dtype: Any = jnp.float32,
+        weight: float | Array = 1.0,
+        input_weight: float | Array = 1.0,
+        dtype: Any = None,
     ) -> Network:
         """Neurons ``0 -> 1 -> ... -> n-1``; neuron 0 gets the external input."""
+        dtype = _float_dtype(dtype, weight, input_weight)
         layers = [Layer(jnp.full((1, 1), input_weight, dtype), jnp.zeros((1,), dtype), neuron)]
         for _ in range(n - 1):
             layers.append(Layer(jnp.full((1, 1), weight, dtype), jnp.zeros((1,), dtype), neuron))
@@ -357,7 +368,8 @@ def simulate(
         if record.outputs:
             ys["outputs"] = tuple(o.value for o, _ in outs)
         if record.voltages:
-            ys["voltages"] = tuple(la.neuron.voltage(s) for la, (_, s) in zip(layers, outs))
+            pairs = zip(layers, outs, strict=True)
+            ys["voltages"] = tuple(la.neuron.voltage(s) for la, (_, s) in pairs)
         # Elementwise running flag (no per-step reduction): did any state ever blow up?
         bad = tuple(
             b | ~la.neuron.is_valid(st) for b, la, st in zip(bad, layers, new_n, strict=True)

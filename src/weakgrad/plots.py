@@ -32,16 +32,21 @@ def plot_landscape(result: Landscape1D, *, title: str | None = None):
     ax.plot(result.w, result.loss_mean, color="tab:blue", lw=1.0, label="loss")
     if result.trials > 1:
         ax.fill_between(
-            result.w, result.loss_mean - result.loss_sem, result.loss_mean + result.loss_sem,
-            color="tab:blue", alpha=0.25, lw=0,
+            result.w,
+            result.loss_mean - result.loss_sem,
+            result.loss_mean + result.loss_sem,
+            color="tab:blue",
+            alpha=0.25,
+            lw=0,
         )
     ax.set_xlabel("input weight w (current = w * I0)")
     ax.set_ylabel("loss: mean output over tau", color="tab:blue")
     ax.tick_params(axis="y", labelcolor="tab:blue")
     ax2 = ax.twinx()
     ax2.plot(result.w, result.spikes_mean, color="tab:orange", lw=1.0, label="spikes")
-    ax2.set_ylabel("number of spikes" + (" (trial mean)" if result.trials > 1 else ""),
-                   color="tab:orange")
+    ax2.set_ylabel(
+        "number of spikes" + (" (trial mean)" if result.trials > 1 else ""), color="tab:orange"
+    )
     ax2.tick_params(axis="y", labelcolor="tab:orange")
     top = ax.secondary_xaxis(
         "top",

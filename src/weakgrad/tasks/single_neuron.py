@@ -62,8 +62,11 @@ class SingleNeuronTurnOff(eqx.Module):
         w = jnp.asarray(w)
         net = self.network(w.astype(jnp.result_type(w, float)))
         trace = simulate(
-            net, jnp.full((1,), self.i0, net.layers[0].weight.dtype), dt=self.dt_ms,
-            steps=self.steps, key=key,
+            net,
+            jnp.full((1,), self.i0, net.layers[0].weight.dtype),
+            dt=self.dt_ms,
+            steps=self.steps,
+            key=key,
         )
         return trace.mean_output[0][0], trace.counts[0][0]
 
