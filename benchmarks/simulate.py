@@ -15,7 +15,9 @@ Engines:
     weakgrad       one JAX CPU device per core, neurons split into one group per device
     weakgrad-1dev  a single JAX device (one core), for a like-for-like view
     brian2         C++ standalone, OpenMP threads = cores; noise drawn by run_regularly
-    jaxley         one HH compartment, jit(vmap) over cells; noise pre-drawn (not timed)
+    jaxley         one HH compartment, jit(vmap) over cells sharded over one device per core;
+                   noise pre-drawn (not timed)
+    jaxley-1dev    the same on a single device (Jaxley's usual single-core use)
 """
 
 from __future__ import annotations
@@ -83,7 +85,6 @@ def run_weakgrad(args, devices: int) -> dict:
 
 def run_brian2(args) -> dict:
     import brian2 as b2
-    import numpy as np
     from brian2 import cm2, mS, ms, mV, uA, uF
 
     currents, steps = _workload(args)
@@ -149,11 +150,13 @@ def run_brian2(args) -> dict:
         "run_s": best,
         "spikes": spikes,
         "dtype": "float64",
-        "version": f"{b2.__version__} cpp_standalone, {b2.prefs.devices.cpp_standalone.openmp_threads} threads",
+        "version": f"{b2.__version__} cpp_standalone, "
+        f"{b2.prefs.devices.cpp_standalone.openmp_threads} threads",
     }
 
 
-def run_jaxley(args) -> dict:
+def run_jaxley(args, devices: int) -> dict:
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     import jax
 
     jax.config.update("jax_enable_x64", False)
@@ -181,7 +184,13 @@ def run_jaxley(args) -> dict:
 
     run = jax.jit(jax.vmap(cell))
     noise = args.noise * jax.random.normal(jax.random.key(0), (args.neurons, steps), jnp.float32)
-    i_na = ((jnp.asarray(currents, jnp.float32)[:, None] + noise) * to_na).block_until_ready()
+    i_na = (jnp.asarray(currents, jnp.float32)[:, None] + noise) * to_na
+    if jax.device_count() > 1:  # same sharding of the cell axis as weakgrad gets
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.asarray(jax.devices()), ("cells",))
+        i_na = jax.device_put(i_na, NamedSharding(mesh, PartitionSpec("cells")))
+    i_na = i_na.block_until_ready()
     t0 = time.perf_counter()
     counts = run(i_na).block_until_ready()
     first = time.perf_counter() - t0
@@ -197,7 +206,8 @@ def run_jaxley(args) -> dict:
         "run_s": best,
         "spikes": int(np.asarray(counts).sum()),
         "dtype": str(i_na.dtype),
-        "version": f"{jx.__version__} (jax {jax.__version__}), noise pre-drawn",
+        "version": f"{jx.__version__} (jax {jax.__version__}, {jax.device_count()} device(s)), "
+        "noise pre-drawn",
     }
 
 
@@ -205,7 +215,8 @@ WORKERS = {
     "weakgrad": lambda a: run_weakgrad(a, os.cpu_count() or 1),
     "weakgrad-1dev": lambda a: run_weakgrad(a, 1),
     "brian2": run_brian2,
-    "jaxley": run_jaxley,
+    "jaxley": lambda a: run_jaxley(a, os.cpu_count() or 1),
+    "jaxley-1dev": lambda a: run_jaxley(a, 1),
 }
 
 
@@ -245,7 +256,7 @@ def main() -> None:
     p.add_argument("--dt", type=float, default=0.01)
     p.add_argument("--noise", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--engines", default="weakgrad,weakgrad-1dev,brian2,jaxley")
+    p.add_argument("--engines", default="weakgrad,weakgrad-1dev,brian2,jaxley,jaxley-1dev")
     p.add_argument("--out", type=Path, default=HERE / "results" / "simulate.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -279,10 +290,13 @@ def main() -> None:
     wg_rate = by.get("weakgrad", {}).get("msteps_per_s")
     print(
         f"\nHH throughput: {args.neurons} neurons x {steps} steps (dt {args.dt} ms, "
-        f"{args.ms:g} ms), noise {args.noise} uA/cm^2 per step; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores"
+        f"{args.ms:g} ms), noise {args.noise} uA/cm^2 per step; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     )
-    header = f"{'engine':<15}{'M steps/s':>11}{'run s':>9}{'compile s':>11}{'spikes':>9}  {'weakgrad x':>10}  version"
+    header = (
+        f"{'engine':<15}{'M steps/s':>11}{'run s':>9}{'compile s':>11}{'spikes':>9}"
+        f"  {'weakgrad x':>10}  version"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
