@@ -29,6 +29,7 @@ def all_neurons() -> list[AbstractNeuron]:
         LIF(),
         LIF(subtractive=True),
         EscapeNoiseLIF(),
+        EscapeNoiseLIF(beta=2.0, subtractive=True),
         Perceptron(),
         Sigmoid(),
         Linear(),

@@ -9,10 +9,7 @@ derivative is the matching surrogate gradient.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
-import jax.numpy as jnp
 from jax import Array
 
 from weakgrad.neurons._base import NeuronOutput
@@ -49,10 +46,6 @@ class EscapeNoiseLIF(LIF):
         spike = (uniform(key, v.dtype) < self.spike_probability(v)).astype(v.dtype)
         return self.reset(v, spike), NeuronOutput(spike, spike)
 
-    def reset(self, v: Array, spike: Array) -> Array:
-        if self.subtractive:
-            return v - spike * (self.theta - self.v_reset)
-        return jnp.where(spike > 0, jnp.asarray(self.v_reset, v.dtype), v)
-
-    def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
-        return jnp.full(shape, self.v_rest, dtype)
+    @property
+    def reset_threshold(self) -> float:
+        return self.theta

@@ -47,9 +47,14 @@ class LIF(AbstractNeuron):
         v_inf = self.v_rest + self.r_m * current
         return v_inf + (v - v_inf) * jnp.exp(-dt / self.tau_m)
 
+    @property
+    def reset_threshold(self) -> float:
+        """The potential (mV) a subtractive reset measures its jump from."""
+        return self.v_threshold
+
     def reset(self, v: Array, spike: Array) -> Array:
         if self.subtractive:
-            return v - spike * (self.v_threshold - self.v_reset)
+            return v - spike * (self.reset_threshold - self.v_reset)
         return jnp.where(spike > 0, jnp.asarray(self.v_reset, v.dtype), v)
 
     def step(
