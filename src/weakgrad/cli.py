@@ -117,10 +117,14 @@ def landscape(
     os.replace(tmp, out / "landscape.json")
     peak = int(np.argmax(result.spikes_mean))
     after = np.nonzero(result.spikes_mean[peak:] < 0.5 * result.spikes_mean[peak])[0]
-    stop = f"{result.w[peak + after[0]]:.3g}" if after.size else "beyond the range"
+    stop = (
+        f"repetitive firing stops near w={result.w[peak + after[0]]:.3g}"
+        if after.size
+        else "repetitive firing does not stop in this range"
+    )
     typer.echo(
         f"wrote {out / 'landscape.csv'} and {out / 'landscape.png'} "
-        f"({points} points x {trials} trials; repetitive firing stops near w={stop})"
+        f"({points} points x {trials} trial{'s' if trials != 1 else ''}; {stop})"
     )
 
 
