@@ -42,6 +42,23 @@ def _workload(args):
 
 
 # ----------------------------------------------------------------------------- workers
+def _timed(first_call, warm_call, repeats: int, **extra) -> dict:
+    """Time ``first_call`` (compile + run) and the best of ``repeats`` ``warm_call`` s;
+    ``extra`` entries may be callables, evaluated on the first call's result."""
+    t0 = time.perf_counter()
+    result = first_call()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        warm_call()
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    out = {"first_call_s": first, "compile_s": max(first - best, 0.0), "run_s": best}
+    out.update({k: v(result) if callable(v) else v for k, v in extra.items()})
+    return out
+
+
 def run_weakgrad(args, devices: int) -> dict:
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     import jax
@@ -64,95 +81,51 @@ def run_weakgrad(args, devices: int) -> dict:
     run = jax.jit(jax.vmap(group))
     w = shard_leading(jnp.asarray(currents, jnp.float32).reshape(d, -1))
     keys = shard_leading(jax.random.split(jax.random.key(0), d))
-    t0 = time.perf_counter()
-    counts = run(w, keys).block_until_ready()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        run(w, keys).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    best = min(times)
-    return {
-        "first_call_s": first,
-        "compile_s": max(first - best, 0.0),
-        "run_s": best,
-        "spikes": int(np.asarray(counts).sum()),
-        "dtype": "float32",
-        "version": wg.__version__ + f" (jax {jax.__version__}, {d} device(s))",
-    }
+    call = lambda: run(w, keys).block_until_ready()  # noqa: E731
+    return _timed(
+        call,
+        call,
+        args.repeats,
+        spikes=lambda c: int(np.asarray(c).sum()),
+        dtype="float32",
+        version=wg.__version__ + f" (jax {jax.__version__}, {d} device(s))",
+    )
 
 
 def run_brian2(args) -> dict:
     import brian2 as b2
-    from brian2 import cm2, mS, ms, mV, uA, uF
+    from brian2 import cm2, ms, uA
+
+    from weakgrad.peers import brian2_hh_group
 
     currents, steps = _workload(args)
     build = tempfile.mkdtemp(prefix="wg_bench_brian2_")
     b2.set_device("cpp_standalone", build_on_run=False, directory=build)
     b2.prefs.devices.cpp_standalone.openmp_threads = os.cpu_count() or 1
     b2.defaultclock.dt = args.dt * ms
-    eqs = """
-    dv/dt = (I + I_noise - gna*m**3*h*(v - ENa) - gk*n**4*(v - EK) - gl*(v - EL)) / Cm : volt
-    dm/dt = alpham*(1 - m) - betam*m : 1
-    dh/dt = alphah*(1 - h) - betah*h : 1
-    dn/dt = alphan*(1 - n) - betan*n : 1
-    alpham = 1/exprel(-(v + 40*mV)/(10*mV)) / ms : Hz
-    betam = 4*exp(-(v + 65*mV)/(18*mV)) / ms : Hz
-    alphah = 0.07*exp(-(v + 65*mV)/(20*mV)) / ms : Hz
-    betah = 1/(1 + exp(-(v + 35*mV)/(10*mV))) / ms : Hz
-    alphan = 0.1/exprel(-(v + 55*mV)/(10*mV)) / ms : Hz
-    betan = 0.125*exp(-(v + 65*mV)/(80*mV)) / ms : Hz
-    I : amp/meter**2 (constant)
-    I_noise : amp/meter**2
-    """
-    ns = dict(
-        Cm=1 * uF / cm2,
-        gna=120 * mS / cm2,
-        gk=36 * mS / cm2,
-        gl=0.3 * mS / cm2,
-        ENa=50 * mV,
-        EK=-77 * mV,
-        EL=-54.4 * mV,
-        sigma=args.noise * uA / cm2,
-    )
-    g = b2.NeuronGroup(
+    g = brian2_hh_group(
         args.neurons,
-        eqs,
-        method="exponential_euler",
-        threshold="v > 0*mV",
-        refractory="v > 0*mV",
-        namespace=ns,
-        name="hh",
+        """
+        I = I_dc + I_noise : amp/meter**2
+        I_dc : amp/meter**2 (constant)
+        I_noise : amp/meter**2
+        """,
+        {"sigma": args.noise * uA / cm2},
     )
-    g.v = -65 * mV
-    g.m = "alpham / (alpham + betam)"
-    g.h = "alphah / (alphah + betah)"
-    g.n = "alphan / (alphan + betan)"
-    g.I = currents * uA / cm2
+    g.I_dc = currents * uA / cm2
     if args.noise > 0:
         g.run_regularly("I_noise = sigma * randn()", when="before_groups", name="noise")
     mon = b2.SpikeMonitor(g, name="spikes")
     b2.run(steps * args.dt * ms)
-    t0 = time.perf_counter()
-    b2.device.build(directory=build, compile=True, run=True, debug=False)
-    first = time.perf_counter() - t0
-    spikes = int(mon.num_spikes)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        b2.device.run(directory=build, with_output=False, run_args=[])
-        times.append(time.perf_counter() - t0)
-    best = min(times)
-    return {
-        "first_call_s": first,
-        "compile_s": max(first - best, 0.0),
-        "run_s": best,
-        "spikes": spikes,
-        "dtype": "float64",
-        "version": f"{b2.__version__} cpp_standalone, "
+    return _timed(
+        lambda: b2.device.build(directory=build, compile=True, run=True, debug=False),
+        lambda: b2.device.run(directory=build, with_output=False, run_args=[]),
+        args.repeats,
+        spikes=lambda _: int(mon.num_spikes),
+        dtype="float64",
+        version=f"{b2.__version__} cpp_standalone, "
         f"{b2.prefs.devices.cpp_standalone.openmp_threads} threads",
-    }
+    )
 
 
 def run_jaxley(args, devices: int) -> dict:
@@ -191,24 +164,16 @@ def run_jaxley(args, devices: int) -> dict:
         mesh = Mesh(np.asarray(jax.devices()), ("cells",))
         i_na = jax.device_put(i_na, NamedSharding(mesh, PartitionSpec("cells")))
     i_na = i_na.block_until_ready()
-    t0 = time.perf_counter()
-    counts = run(i_na).block_until_ready()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        run(i_na).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    best = min(times)
-    return {
-        "first_call_s": first,
-        "compile_s": max(first - best, 0.0),
-        "run_s": best,
-        "spikes": int(np.asarray(counts).sum()),
-        "dtype": str(i_na.dtype),
-        "version": f"{jx.__version__} (jax {jax.__version__}, {jax.device_count()} device(s)), "
+    call = lambda: run(i_na).block_until_ready()  # noqa: E731
+    return _timed(
+        call,
+        call,
+        args.repeats,
+        spikes=lambda c: int(np.asarray(c).sum()),
+        dtype=str(i_na.dtype),
+        version=f"{jx.__version__} (jax {jax.__version__}, {jax.device_count()} device(s)), "
         "noise pre-drawn",
-    }
+    )
 
 
 WORKERS = {

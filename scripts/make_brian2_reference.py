@@ -61,7 +61,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import brian2 as b2
-    from brian2 import cm2, mS, ms, mV, uA, uF
+    from brian2 import cm2, ms, uA
+
+    from weakgrad.peers import brian2_hh_group
 
     build = tempfile.mkdtemp(prefix="wg_brian2_")
     b2.set_device("cpp_standalone", directory=build)
@@ -71,44 +73,15 @@ def main() -> None:
     cases = [("constant", a, 0.0, DURATION_MS) for a in CONSTANT]
     cases += [("step", a, on, off) for a, on, off in STEPS]
     n_neurons = len(cases)
-    eqs = """
-    dv/dt = (I - gna*m**3*h*(v - ENa) - gk*n**4*(v - EK) - gl*(v - EL)) / Cm : volt
-    dm/dt = alpham*(1 - m) - betam*m : 1
-    dh/dt = alphah*(1 - h) - betah*h : 1
-    dn/dt = alphan*(1 - n) - betan*n : 1
-    alpham = 1/exprel(-(v + 40*mV)/(10*mV)) / ms : Hz
-    betam = 4*exp(-(v + 65*mV)/(18*mV)) / ms : Hz
-    alphah = 0.07*exp(-(v + 65*mV)/(20*mV)) / ms : Hz
-    betah = 1/(1 + exp(-(v + 35*mV)/(10*mV))) / ms : Hz
-    alphan = 0.1/exprel(-(v + 55*mV)/(10*mV)) / ms : Hz
-    betan = 0.125*exp(-(v + 65*mV)/(80*mV)) / ms : Hz
-    I = i_amp * int(t >= t_on) * int(t < t_off) : amp/meter**2
-    i_amp : amp/meter**2 (constant)
-    t_on : second (constant)
-    t_off : second (constant)
-    """
-    namespace = dict(
-        Cm=1 * uF / cm2,
-        gna=120 * mS / cm2,
-        gk=36 * mS / cm2,
-        gl=0.3 * mS / cm2,
-        ENa=50 * mV,
-        EK=-77 * mV,
-        EL=-54.4 * mV,
-    )
-    group = b2.NeuronGroup(
+    group = brian2_hh_group(
         n_neurons,
-        eqs,
-        method="exponential_euler",
-        threshold="v > 0*mV",
-        refractory="v > 0*mV",
-        namespace=namespace,
-        name="hh",
+        """
+        I = i_amp * int(t >= t_on) * int(t < t_off) : amp/meter**2
+        i_amp : amp/meter**2 (constant)
+        t_on : second (constant)
+        t_off : second (constant)
+        """,
     )
-    group.v = -65 * mV
-    group.m = "alpham / (alpham + betam)"
-    group.h = "alphah / (alphah + betah)"
-    group.n = "alphan / (alphan + betan)"
     group.i_amp = np.array([c[1] for c in cases]) * uA / cm2
     group.t_on = np.array([c[2] for c in cases]) * ms
     group.t_off = np.array([c[3] for c in cases]) * ms
