@@ -20,23 +20,8 @@ def _cli(*args, cwd=None):
 
 def test_landscape_writes_csv_png_and_settings(tmp_path):
     out = tmp_path / "run"
-    r = _cli(
-        "landscape",
-        "--points",
-        "7",
-        "--trials",
-        "3",
-        "--noise",
-        "5",
-        "--tau-ms",
-        "20",
-        "--w-max",
-        "2.4",
-        "--seed",
-        "3",
-        "--out",
-        str(out),
-    )
+    args = "landscape --points 7 --trials 3 --noise 5 --tau-ms 20 --w-max 2.4 --seed 3".split()
+    r = _cli(*args, "--out", str(out))
     assert r.returncode == 0, r.stderr
     with open(out / "landscape.csv") as f:
         rows = list(csv.DictReader(f))
@@ -48,23 +33,7 @@ def test_landscape_writes_csv_png_and_settings(tmp_path):
     meta = json.loads((out / "landscape.json").read_text())
     assert meta["trials"] == 3 and meta["dtype"] == "float32"
     # rerun with the same seed: identical numbers
-    r2 = _cli(
-        "landscape",
-        "--points",
-        "7",
-        "--trials",
-        "3",
-        "--noise",
-        "5",
-        "--tau-ms",
-        "20",
-        "--w-max",
-        "2.4",
-        "--seed",
-        "3",
-        "--out",
-        str(tmp_path / "again"),
-    )
+    r2 = _cli(*args, "--out", str(tmp_path / "again"))
     assert r2.returncode == 0
     assert (tmp_path / "again" / "landscape.csv").read_text() == (out / "landscape.csv").read_text()
 
