@@ -61,3 +61,13 @@ def test_bad_input_is_one_clear_line(tmp_path, args, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_blown_up_simulation_is_one_line_exit_1_even_sharded(tmp_path):
+    # The CLI shards the sweep over one device per core; a blow-up must still come back as
+    # a message, not an aborted process.
+    r = _cli("landscape", "--points", "4", "--tau-ms", "5", "--i0", "1e7", "--out", str(tmp_path))
+    assert r.returncode == 1, r.stderr[-500:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "blew up" in lines[0] and "w=" in lines[0], r.stderr[-500:]
+    assert not (tmp_path / "landscape.csv").exists()

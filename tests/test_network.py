@@ -140,6 +140,13 @@ def test_bad_shapes_in_layers_and_missing_key():
         _run(wg.Network.independent(1, wg.HodgkinHuxley(noise_std=1.0)), steps=10)
 
 
+def test_unchecked_simulation_reports_validity_as_data():
+    net = wg.Network.independent(2, wg.HodgkinHuxley(), weight=jnp.array([10.0, 1.0]))
+    good = _run(net, jnp.ones(1), steps=100, check=False)
+    bad = _run(net, jnp.array([jnp.nan]), steps=100, check=False)
+    assert bool(good.valid) and not bool(bad.valid)
+
+
 def test_blow_up_stops_with_a_message_also_under_jit():
     net = wg.Network.independent(2, wg.HodgkinHuxley(), weight=jnp.array([10.0, 1.0]))
     bad = jnp.array([jnp.nan])

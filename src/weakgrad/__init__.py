@@ -2,7 +2,7 @@
 spiking neural networks, on JAX."""
 
 from weakgrad import neurons, random, synapses
-from weakgrad.network import Inject, Layer, Network, Record, Trace, simulate
+from weakgrad.network import Inject, Layer, Network, Record, SimulationError, Trace, simulate
 from weakgrad.neurons import (
     LIF,
     AbstractNeuron,
@@ -25,6 +25,7 @@ __all__ = [
     "Network",
     "Record",
     "Trace",
+    "SimulationError",
     "simulate",
     "AbstractNeuron",
     "HodgkinHuxley",

@@ -130,21 +130,20 @@ def landscape(
 
 def main() -> None:
     _use_all_cores()
+    import equinox as eqx
+
+    from weakgrad.network import SimulationError
+
     try:
         app()
-    except UsageError as e:
+    except (UsageError, ValueError, TypeError) as e:  # bad input: one line, exit 2
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except (ValueError, TypeError) as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except Exception as e:  # runtime checks inside jit (e.g. a blown-up simulation)
-        if type(e).__name__ in ("EqxRuntimeError", "XlaRuntimeError", "JaxRuntimeError"):
-            msg = str(e).strip().splitlines()
-            line = next((m for m in msg if "blew up" in m), msg[0] if msg else repr(e))
-            typer.echo(f"error: {line.strip()}", err=True)
-            sys.exit(1)
-        raise
+    except (SimulationError, eqx.EquinoxRuntimeError) as e:  # numerics failed: exit 1
+        lines = str(e).strip().splitlines()
+        line = next((m for m in lines if "blew up" in m), lines[0] if lines else repr(e))
+        typer.echo(f"error: {line.strip()}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

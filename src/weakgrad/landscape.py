@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad.network import SimulationError
 from weakgrad.parallel import pad_to_devices, shard_leading
 
 __all__ = ["Landscape1D", "sweep_1d"]
@@ -31,10 +32,6 @@ class Landscape1D:
     loss_sem: np.ndarray
     spikes_mean: np.ndarray
     trials: int
-
-    def rows(self) -> list[dict[str, float]]:
-        cols = ("w", "current", "loss_mean", "loss_sem", "spikes_mean")
-        return [dict(zip(cols, vals, strict=True)) for vals in zip(*self.columns(), strict=True)]
 
     def columns(self) -> tuple[np.ndarray, ...]:
         return (self.w, self.current, self.loss_mean, self.loss_sem, self.spikes_mean)
@@ -78,7 +75,9 @@ def sweep_1d(
     over ``w`` in jitted chunks, the chunk axis sharded over all JAX devices.
 
     Every point uses the same ``trials`` keys (common random numbers), so differences
-    between neighbouring points are not masked by independent noise.
+    between neighbouring points are not masked by independent noise. A non-finite loss
+    (a blown-up simulation) raises :class:`~weakgrad.network.SimulationError` naming the
+    first bad ``w``; nothing is returned for a partly broken sweep.
     """
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}.")
@@ -99,6 +98,12 @@ def sweep_1d(
         if progress is not None:
             progress(len(part))
     loss = np.concatenate(losses).astype(np.float64)
+    bad = ~np.isfinite(loss).all(axis=1)
+    if bad.any():
+        raise SimulationError(
+            f"at w={w[np.argmax(bad)]:.6g} ({bad.sum()} of {w.size} points): the simulation "
+            "blew up (non-finite or out-of-range state); reduce dt or the input current."
+        )
     count = np.concatenate(spikes).astype(np.float64)
     sem = loss.std(axis=1, ddof=1) / np.sqrt(trials) if trials > 1 else np.full(w.size, np.nan)
     cur = current(w) if current is not None else w

@@ -20,11 +20,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.neurons._base import AbstractNeuron, check_dt
+from weakgrad.neurons._base import AbstractNeuron
 from weakgrad.random import StepKey, stream_keys
 from weakgrad.synapses import AbstractSynapse, Instantaneous
 
-__all__ = ["Layer", "Network", "Record", "Inject", "Trace", "simulate"]
+__all__ = ["Layer", "Network", "Record", "Inject", "Trace", "SimulationError", "simulate"]
+
+
+class SimulationError(RuntimeError):
+    """A simulation blew up (non-finite or out-of-range state)."""
+
+
+def blow_up_message(dt: Any) -> str:
+    dt_value = _concrete(dt)
+    dt_text = f"dt={dt_value} ms" if dt_value is not None else "dt"
+    return (
+        f"simulation blew up (non-finite or out-of-range state): {dt_text} is too large or the "
+        "input current too strong for this model; reduce dt (0.01 ms is safe for "
+        "Hodgkin-Huxley) or the input."
+    )
 
 
 def _float_dtype(dtype: Any, *values: Any) -> Any:
@@ -214,7 +228,7 @@ class Inject(eqx.Module):
 
 class Trace(eqx.Module):
     """Result of :func:`simulate`; every recorded field is a tuple with one entry per layer
-    (None where not recorded)."""
+    (None where not recorded). ``valid`` is False if any state blew up during the run."""
 
     counts: tuple[Array, ...] | None
     mean_output: tuple[Array, ...] | None
@@ -223,6 +237,7 @@ class Trace(eqx.Module):
     voltages: tuple[Array, ...] | None
     final_state: tuple[Any, ...]
     dt: Any
+    valid: Array  # bool scalar: False if any state ever blew up during the run
 
     def spike_times(self, layer: int = -1) -> list[np.ndarray]:
         """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
@@ -239,8 +254,9 @@ def _validate(net: Network, inputs: Array, dt: Any, steps: Any, inject: Inject |
         raise TypeError(f"net must be a weakgrad.Network, got {type(net).__name__}.")
     if not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"steps must be a positive int (number of dt steps), got {steps!r}.")
-    check_dt(dt)
-    dt_value = _concrete(dt)
+    dt_value = _concrete(dt)  # None when dt is traced: the runtime check covers it
+    if dt_value is not None and not dt_value > 0:
+        raise ValueError(f"dt must be a positive time step in ms, got dt={dt_value}; try dt=0.01.")
     for i, layer in enumerate(net.layers):
         limit = layer.neuron.max_dt
         if dt_value is not None and limit is not None and dt_value > limit:
@@ -283,6 +299,7 @@ def simulate(
     key: Array | None = None,
     inject: Inject | None = None,
     record: Record = Record(),
+    check: bool = True,
 ) -> Trace:
     """Integrate ``net`` for ``steps`` steps of ``dt`` ms from rest.
 
@@ -296,11 +313,13 @@ def simulate(
         inject: optional currents added to one layer's drive (pre-activation) every step.
         record: what to keep; by default spike counts and mean outputs only, so memory does
             not grow with ``steps``.
+        check: raise at run time (also under ``jit``, via ``equinox.error_if``) if any
+            neuron's state blows up (non-finite or far outside its physical range). Pass
+            False inside computations sharded over several devices, where a raising
+            callback aborts the process, and test ``Trace.valid`` on the host instead.
 
     Returns:
-        A :class:`Trace`. Raises at run time (also under ``jit``) if any neuron's state
-        blows up (non-finite or far outside its physical range), which for a stable model
-        means ``dt`` is too large.
+        A :class:`Trace`.
     """
     _validate(net, inputs, dt, steps, inject)
     layers = net.layers
@@ -356,20 +375,20 @@ def simulate(
             new_n.append(n_state)
             new_s.append(s_state)
             new_prev.append(out.value if layer.recurrent is not None else None)
-            outs.append((out, n_state))
+            outs.append(out)
             x = out.value
         if cnt is not None:
-            cnt = tuple(c + o.spike.astype(jnp.int32) for c, (o, _) in zip(cnt, outs, strict=True))
+            cnt = tuple(c + o.spike.astype(jnp.int32) for c, o in zip(cnt, outs, strict=True))
         if sm is not None:
-            sm = tuple(s + o.value for s, (o, _) in zip(sm, outs, strict=True))
+            sm = tuple(s + o.value for s, o in zip(sm, outs, strict=True))
         ys = {}
         if record.spikes:
-            ys["spikes"] = tuple(o.spike > 0 for o, _ in outs)
+            ys["spikes"] = tuple(o.spike > 0 for o in outs)
         if record.outputs:
-            ys["outputs"] = tuple(o.value for o, _ in outs)
+            ys["outputs"] = tuple(o.value for o in outs)
         if record.voltages:
-            pairs = zip(layers, outs, strict=True)
-            ys["voltages"] = tuple(la.neuron.voltage(s) for la, (_, s) in pairs)
+            pairs = zip(layers, new_n, strict=True)
+            ys["voltages"] = tuple(la.neuron.voltage(st) for la, st in pairs)
         # Elementwise running flag (no per-step reduction): did any state ever blow up?
         bad = tuple(
             b | ~la.neuron.is_valid(st) for b, la, st in zip(bad, layers, new_n, strict=True)
@@ -381,16 +400,11 @@ def simulate(
     (final_n, _, _, counts, sums, bad), ys = jax.lax.scan(body, carry0, xs)
 
     ok = ~jnp.any(jnp.stack([jnp.any(b) for b in bad]))
-    dt_value = _concrete(dt)
-    dt_text = f"dt={dt_value} ms" if dt_value is not None else "dt"
-    # Guard every output, so the check survives when only some of them are used.
-    final_n, counts, sums, ys = eqx.error_if(
-        (final_n, counts, sums, ys),
-        ~ok,
-        f"simulation blew up (non-finite or out-of-range state): {dt_text} is too large or the "
-        "input current too strong for this model; reduce dt (0.01 ms is safe for "
-        "Hodgkin-Huxley) or the input.",
-    )
+    if check:
+        # Guard every output, so the check survives when only some of them are used.
+        final_n, counts, sums, ys = eqx.error_if(
+            (final_n, counts, sums, ys), ~ok, blow_up_message(dt)
+        )
     mean_output = None if sums is None else tuple(s / steps for s in sums)
     return Trace(
         counts=counts,
@@ -400,4 +414,5 @@ def simulate(
         voltages=ys.get("voltages"),
         final_state=final_n,
         dt=dt,
+        valid=ok,
     )

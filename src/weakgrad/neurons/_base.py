@@ -11,7 +11,7 @@ from jax import Array
 
 from weakgrad.random import StepKey
 
-__all__ = ["AbstractNeuron", "NeuronOutput", "check_dt"]
+__all__ = ["AbstractNeuron", "NeuronOutput"]
 
 
 class NeuronOutput(NamedTuple):
@@ -61,13 +61,3 @@ class AbstractNeuron(eqx.Module):
     def is_valid(self, state: Any) -> Array:
         """Elementwise: False where the state shows a blown-up integration."""
         return jnp.isfinite(self.voltage(state))
-
-
-def check_dt(dt: Any) -> None:
-    """Raise a clear error for a non-positive concrete time step."""
-    try:
-        value = float(dt)
-    except Exception:  # a traced dt: the runtime blow-up check covers it
-        return
-    if not value > 0:
-        raise ValueError(f"dt must be a positive time step in ms, got dt={value}; try dt=0.01.")

@@ -58,7 +58,9 @@ class SingleNeuronTurnOff(eqx.Module):
         return jnp.asarray(w) * self.i0
 
     def evaluate(self, w: Array | float, key: Array) -> tuple[Array, Array]:
-        """One trial: ``(loss, spike count)`` for weight ``w``."""
+        """One trial: ``(loss, spike count)`` for weight ``w``; the loss is NaN if the
+        simulation blew up (checked on the host by the caller, so that this also runs
+        sharded over several devices)."""
         w = jnp.asarray(w)
         net = self.network(w.astype(jnp.result_type(w, float)))
         trace = simulate(
@@ -67,8 +69,10 @@ class SingleNeuronTurnOff(eqx.Module):
             dt=self.dt_ms,
             steps=self.steps,
             key=key,
+            check=False,
         )
-        return trace.mean_output[0][0], trace.counts[0][0]
+        loss = jnp.where(trace.valid, trace.mean_output[0][0], jnp.nan)
+        return loss, trace.counts[0][0]
 
     def evaluate_trials(self, w: Array, keys: Array) -> tuple[Array, Array]:
         """Vectorised over weights ``w`` (W,) and trial keys (N,): arrays of shape (W, N)."""
