@@ -50,3 +50,14 @@ def test_firing_stops_near_w_1_8():
     spikes = res.spikes_mean
     assert spikes[0] > 10 and spikes[2] > 10  # repetitive up to w = 1.78
     assert np.all(spikes[3:] <= 5)  # only onset transients from w = 1.83
+
+
+def test_sweep_compiles_once_whatever_the_last_chunk():
+    traces = []
+
+    def counting(w, keys):
+        traces.append(w.shape)  # runs only when jit traces
+        return TASK.evaluate_trials(w, keys)
+
+    res = sweep_1d(counting, np.linspace(0.2, 1.0, 10), trials=2, key=jax.random.key(0), chunk=4)
+    assert len(traces) == 1 and res.loss_mean.shape == (10,)

@@ -91,7 +91,8 @@ def sweep_1d(
     losses, spikes = [], []
     for start in range(0, w.size, chunk):
         part = w[start : start + chunk]
-        padded, n = pad_to_devices(jnp.asarray(part, dtype=jnp.result_type(float)))
+        # every chunk padded to one shape: one compilation per sweep
+        padded, n = pad_to_devices(jnp.asarray(part, jnp.result_type(float)), min(chunk, w.size))
         loss, count = fn(shard_leading(padded), keys)
         losses.append(np.asarray(loss)[:n])
         spikes.append(np.asarray(count)[:n])

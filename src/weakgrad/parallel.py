@@ -16,12 +16,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 __all__ = ["pad_to_devices", "shard_leading"]
 
 
-def pad_to_devices(x: Array) -> tuple[Array, int]:
-    """Pad the leading axis (by repeating the last entry) to a multiple of the device
-    count; returns the padded array and the original length."""
+def pad_to_devices(x: Array, size: int | None = None) -> tuple[Array, int]:
+    """Pad the leading axis (by repeating the last entry) to ``size`` (default: its length)
+    rounded up to a multiple of the device count; returns the padded array and the
+    original length. A fixed ``size`` keeps every chunk of a sweep one compiled shape."""
     n = x.shape[0]
     d = jax.device_count()
-    extra = (-n) % d
+    target = max(n, size or n)
+    extra = target - n + (-target) % d
     if extra:
         x = jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)])
     return x, n
