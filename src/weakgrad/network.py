@@ -21,10 +21,19 @@ import numpy as np
 from jax import Array
 
 from weakgrad.neurons._base import AbstractNeuron
-from weakgrad.random import StepKey, stream_keys
+from weakgrad.random import StepKey, normal, stream_keys
 from weakgrad.synapses import AbstractSynapse, Instantaneous
 
-__all__ = ["Layer", "Network", "Record", "Inject", "Trace", "SimulationError", "simulate"]
+__all__ = [
+    "Layer",
+    "Network",
+    "Record",
+    "Inject",
+    "NodeNoise",
+    "Trace",
+    "SimulationError",
+    "simulate",
+]
 
 
 class SimulationError(RuntimeError):
@@ -226,6 +235,45 @@ class Inject(eqx.Module):
     current: Array
 
 
+class NodeNoise(eqx.Module):
+    """Gaussian noise on one layer's pre-activations, drawn inside the simulation (node
+    perturbation; study 000, "Optimizing Methods to Make Them VIABLE").
+
+    The noise of stream ``k`` at step ``t`` is ``xi_k(t) ~ N(0, std^2)`` per neuron, from the
+    counter-based generator, so a stream is reproduced exactly from its key words. The
+    simulation uses the combination ``eta(t) = sum_k weights_k xi_k(t)``:
+
+    - ``inject``: ``eta(t)`` is added to the layer's drive;
+    - ``correlate``: the trace's ``eligibility`` holds ``sum_t x(t)^T eta(t)`` (shape of the
+      layer's weight: ``x`` is the layer's input at step ``t``), ``sum_t eta(t)`` (bias)
+      and, for a recurrent layer, ``sum_t y(t-1)^T eta(t)``.
+
+    Attributes:
+        layer: index of the layer.
+        words: uint32 ``(K, 2, n_out)``: the key words of ``K`` noise streams
+            (:func:`weakgrad.random.stream_keys`).
+        weights: ``(K,)`` coefficients of the streams.
+        std: standard deviation of each stream (units of the layer's drive).
+        inject: add ``eta`` to the drive.
+        correlate: accumulate the eligibility.
+    """
+
+    layer: int = eqx.field(static=True)
+    words: Array
+    weights: Array
+    std: float | Array
+    inject: bool = eqx.field(static=True, default=True)
+    correlate: bool = eqx.field(static=True, default=False)
+
+    def eta(self, t: Array, dtype: Any) -> Array:
+        words = jnp.moveaxis(self.words, 1, 0)  # StepKey wants (2, K, n_out)
+        xi = normal(StepKey(words, t, stream=_NODE_NOISE_STREAM), dtype)  # (K, n_out)
+        return self.std * (self.weights.astype(dtype) @ xi)
+
+
+_NODE_NOISE_STREAM = 7
+
+
 class Trace(eqx.Module):
     """Result of :func:`simulate`; every recorded field is a tuple with one entry per layer
     (None where not recorded). ``valid`` is False if any state blew up during the run."""
@@ -238,6 +286,7 @@ class Trace(eqx.Module):
     final_state: tuple[Any, ...]
     dt: Any
     valid: Array  # bool scalar: False if any state ever blew up during the run
+    eligibility: tuple[dict[str, Array], ...] | None = None  # one per correlating NodeNoise
 
     def spike_times(self, layer: int = -1) -> list[np.ndarray]:
         """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
@@ -247,6 +296,28 @@ class Trace(eqx.Module):
         s = np.asarray(self.spikes[layer])
         dt = float(self.dt)
         return [np.nonzero(s[:, j])[0] * dt for j in range(s.shape[1])]
+
+
+def _validate_noise(net: Network, noise: tuple[NodeNoise, ...]) -> None:
+    seen = set()
+    for nn in noise:
+        if not isinstance(nn, NodeNoise):
+            raise TypeError(f"noise must hold NodeNoise objects, got {type(nn).__name__}.")
+        if not -len(net.layers) <= nn.layer < len(net.layers):
+            raise ValueError(
+                f"NodeNoise.layer={nn.layer} is out of range for {len(net.layers)} layers."
+            )
+        layer = nn.layer % len(net.layers)
+        if layer in seen:
+            raise ValueError(f"two NodeNoise objects target layer {layer}; combine their streams.")
+        seen.add(layer)
+        n = net.layers[layer].n_out
+        k = np.shape(nn.weights)
+        if len(k) != 1 or np.shape(nn.words) != (k[0], 2, n):
+            raise ValueError(
+                f"NodeNoise for layer {layer} needs words of shape (K, 2, {n}) and weights of "
+                f"shape (K,), got {np.shape(nn.words)} and {k}."
+            )
 
 
 def _validate(net: Network, inputs: Array, dt: Any, steps: Any, inject: Inject | None) -> None:
@@ -300,6 +371,7 @@ def simulate(
     inject: Inject | None = None,
     record: Record = Record(),
     check: bool = True,
+    noise: NodeNoise | tuple[NodeNoise, ...] = (),
 ) -> Trace:
     """Integrate ``net`` for ``steps`` steps of ``dt`` ms from rest.
 
@@ -322,6 +394,8 @@ def simulate(
         A :class:`Trace`.
     """
     _validate(net, inputs, dt, steps, inject)
+    noise = (noise,) if isinstance(noise, NodeNoise) else tuple(noise)
+    _validate_noise(net, noise)
     layers = net.layers
     n_layers = len(layers)
     inj_layer = None if inject is None else inject.layer % n_layers
@@ -347,6 +421,14 @@ def simulate(
     prev_out = tuple(
         jnp.zeros((la.n_out,), dtype) if la.recurrent is not None else None for la in layers
     )
+    noise_at = {nn.layer % n_layers: j for j, nn in enumerate(noise)}
+    elig0 = []
+    for nn in noise:
+        la = layers[nn.layer % n_layers]
+        e = {"weight": jnp.zeros((la.n_in, la.n_out), dtype), "bias": jnp.zeros((la.n_out,), dtype)}
+        if la.recurrent is not None:
+            e["recurrent"] = jnp.zeros((la.n_out, la.n_out), dtype)
+        elig0.append(e if nn.correlate else None)
     counts = tuple(jnp.zeros((la.n_out,), jnp.int32) for la in layers) if record.counts else None
     sums = tuple(jnp.zeros((la.n_out,), dtype) for la in layers) if record.mean_output else None
 
@@ -359,7 +441,8 @@ def simulate(
         xs["inject"] = jnp.asarray(inject.current, dtype)
 
     def body(carry, x_t):
-        n_states, s_states, prev, cnt, sm, bad = carry
+        n_states, s_states, prev, cnt, sm, bad, elig = carry
+        elig = list(elig)
         t = x_t["t"]
         x = x_t["x"] if per_step_input else inputs
         new_n, new_s, new_prev, outs = [], [], [], []
@@ -369,6 +452,19 @@ def simulate(
                 drive = drive + prev[i] @ layer.recurrent
             if i == inj_layer:
                 drive = drive + (x_t["inject"] if per_step_inject else inject.current)
+            if i in noise_at:
+                j = noise_at[i]
+                nn = noise[j]
+                eta = nn.eta(t, dtype)
+                if nn.inject:
+                    drive = drive + eta
+                if nn.correlate:
+                    e = dict(elig[j])
+                    e["weight"] = e["weight"] + jnp.outer(x, eta)
+                    e["bias"] = e["bias"] + eta
+                    if layer.recurrent is not None:
+                        e["recurrent"] = e["recurrent"] + jnp.outer(prev[i], eta)
+                    elig[j] = e
             s_state, current = layer.synapse.step(s_states[i], drive, dt)
             k = None if words[i] is None else StepKey(words[i], t)
             n_state, out = layer.neuron.step(n_states[i], current, dt, key=k)
@@ -393,11 +489,11 @@ def simulate(
         bad = tuple(
             b | ~la.neuron.is_valid(st) for b, la, st in zip(bad, layers, new_n, strict=True)
         )
-        return (tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm, bad), ys
+        return (tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm, bad, tuple(elig)), ys
 
     bad0 = tuple(jnp.zeros((la.n_out,), bool) for la in layers)
-    carry0 = (neuron_states, syn_states, prev_out, counts, sums, bad0)
-    (final_n, _, _, counts, sums, bad), ys = jax.lax.scan(body, carry0, xs)
+    carry0 = (neuron_states, syn_states, prev_out, counts, sums, bad0, tuple(elig0))
+    (final_n, _, _, counts, sums, bad, elig), ys = jax.lax.scan(body, carry0, xs)
 
     ok = ~jnp.any(jnp.stack([jnp.any(b) for b in bad]))
     if check:
@@ -415,4 +511,5 @@ def simulate(
         final_state=final_n,
         dt=dt,
         valid=ok,
+        eligibility=tuple(e for e in elig if e is not None) or None,
     )

@@ -111,3 +111,18 @@ def normal(key: StepKey, dtype=jnp.float32) -> Array:
     u1 = ((a >> 9).astype(dtype) + 0.5) * jnp.asarray(_INV_2_23, dtype)
     u2 = (b >> 9).astype(dtype) * jnp.asarray(_INV_2_23, dtype) - 0.5
     return jnp.sqrt(-2.0 * jnp.log(u1)) * _cos_2pi(u2)
+
+
+def normal_array(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+    """An array of standard normals from one JAX key, by the same counter-based hash.
+
+    Several times cheaper than ``jax.random.normal`` on CPU; estimators draw their
+    perturbation matrices (samples x parameters) with it. Element ``i`` (row-major) is the
+    hash of ``i``, so a shape's numbers do not depend on how the work is split.
+    """
+    words = stream_keys(key, ())
+    size = math.prod(shape)
+    if size >= 2**32:
+        raise ValueError(f"normal_array draws at most 2**32 numbers, asked for {shape}.")
+    counter = jax.lax.iota(jnp.uint32, size).reshape(shape)
+    return normal(StepKey(words.reshape((2,) + (1,) * len(shape)), counter), dtype)

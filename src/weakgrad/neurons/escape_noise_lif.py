@@ -15,6 +15,7 @@ from jax import Array
 from weakgrad.neurons._base import NeuronOutput
 from weakgrad.neurons.lif import LIF
 from weakgrad.random import StepKey, uniform
+from weakgrad.surrogates import EscapeNoiseMatched, spike_with_surrogate
 
 __all__ = ["EscapeNoiseLIF"]
 
@@ -43,7 +44,11 @@ class EscapeNoiseLIF(LIF):
         if key is None:
             raise ValueError("EscapeNoiseLIF draws its spikes: pass key=StepKey(...).")
         v = self.integrate(state, current, dt)
-        spike = (uniform(key, v.dtype) < self.spike_probability(v)).astype(v.dtype)
+        drawn = (uniform(key, v.dtype) < self.spike_probability(v)).astype(v.dtype)
+        surrogate = self.surrogate
+        if isinstance(surrogate, EscapeNoiseMatched) and surrogate.beta is None:
+            surrogate = EscapeNoiseMatched(self.beta)
+        spike = spike_with_surrogate(v - self.theta, drawn, surrogate)
         return self.reset(v, spike), NeuronOutput(spike, spike)
 
     @property

@@ -19,6 +19,7 @@ from jax import Array
 
 from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
 from weakgrad.random import StepKey, normal
+from weakgrad.surrogates import AbstractSurrogate, spike_with_surrogate
 
 __all__ = ["HodgkinHuxley", "HHState"]
 
@@ -71,6 +72,8 @@ class HodgkinHuxley(AbstractNeuron):
             ``1 / (1 + exp(-(v - release_v_half) / release_slope))`` (unitless, in [0, 1],
             Destexhe et al. 1994) to its synapses, which keeps outputs differentiable;
             if False it sends its spikes.
+        surrogate: optional surrogate derivative for the spikes sent when ``graded`` is
+            False (:mod:`weakgrad.surrogates`), evaluated at ``v - threshold``.
     """
 
     noise_std: float = eqx.field(static=True, default=0.0)
@@ -86,6 +89,7 @@ class HodgkinHuxley(AbstractNeuron):
     e_k: float = -77.0
     e_l: float = -54.4
     v_init: float = -65.0
+    surrogate: AbstractSurrogate | None = None
 
     def __check_init__(self):
         if not self.noise_std >= 0:
@@ -130,7 +134,10 @@ class HodgkinHuxley(AbstractNeuron):
         v_new = v_inf + (v - v_inf) * jnp.exp(-dt * g / self.c_m)
         new = HHState(v_new, _gate(m, am, bm, dt), _gate(h, ah, bh, dt), _gate(n, an, bn, dt))
         spike = ((v <= self.threshold) & (v_new > self.threshold)).astype(v.dtype)
-        value = self.release(v_new) if self.graded else spike
+        if self.graded:
+            value = self.release(v_new)
+        else:
+            value = spike_with_surrogate(v_new - self.threshold, spike, self.surrogate)
         return new, NeuronOutput(spike, value)
 
     def voltage(self, state: HHState) -> Array:

@@ -17,6 +17,7 @@ from jax import Array
 
 from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
 from weakgrad.random import StepKey
+from weakgrad.surrogates import AbstractSurrogate, spike_with_surrogate
 
 __all__ = ["LIF", "lif_rate"]
 
@@ -30,6 +31,8 @@ class LIF(AbstractNeuron):
         subtractive: if True, a spike subtracts ``v_threshold - v_reset`` from V instead of
             setting V to ``v_reset`` (keeps the overshoot; rates then have no discretisation
             bias that accumulates across spikes).
+        surrogate: optional surrogate derivative used for the spike on the backward pass
+            (:mod:`weakgrad.surrogates`); None: the exact step (zero derivative).
     """
 
     tau_m: float = 10.0
@@ -38,6 +41,7 @@ class LIF(AbstractNeuron):
     v_reset: float = -65.0
     v_threshold: float = -50.0
     subtractive: bool = eqx.field(static=True, default=False)
+    surrogate: AbstractSurrogate | None = None
 
     def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
         return jnp.full(shape, self.v_rest, dtype)
@@ -61,7 +65,8 @@ class LIF(AbstractNeuron):
         self, state: Array, current: Array, dt: float | Array, *, key: StepKey | None = None
     ) -> tuple[Array, NeuronOutput]:
         v = self.integrate(state, current, dt)
-        spike = (v >= self.v_threshold).astype(v.dtype)
+        exact = (v >= self.v_threshold).astype(v.dtype)
+        spike = spike_with_surrogate(v - self.v_threshold, exact, self.surrogate)
         return self.reset(v, spike), NeuronOutput(spike, spike)
 
     def voltage(self, state: Array) -> Array:

@@ -15,6 +15,7 @@ from jax import Array
 
 from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
 from weakgrad.random import StepKey
+from weakgrad.surrogates import AbstractSurrogate, spike_with_surrogate
 
 __all__ = ["Perceptron", "Sigmoid", "Linear"]
 
@@ -37,12 +38,15 @@ class _RateUnit(AbstractNeuron):
 
 
 class Perceptron(_RateUnit):
-    """Binary unit: 1 where the input exceeds ``threshold``, else 0 (derivative 0 a.e.)."""
+    """Binary unit: 1 where the input exceeds ``threshold``, else 0 (derivative 0 a.e.,
+    or ``surrogate.derivative(x - threshold)`` on the backward pass if given)."""
 
     threshold: float = 0.0
+    surrogate: AbstractSurrogate | None = None
 
     def activation(self, x: Array) -> Array:
-        return (x > self.threshold).astype(x.dtype)
+        exact = (x > self.threshold).astype(x.dtype)
+        return spike_with_surrogate(x - self.threshold, exact, self.surrogate)
 
 
 class Sigmoid(_RateUnit):

@@ -1,0 +1,53 @@
+"""Gradient estimators behind one interface (see :mod:`weakgrad.estimators._base`).
+
+``all_estimators()`` lists one configured instance of each, for contract tests and for the
+``gradcheck`` command.
+"""
+
+from weakgrad.estimators._base import (
+    AbstractEstimator,
+    AbstractSamplingEstimator,
+    EstimatorInfo,
+)
+from weakgrad.estimators.autodiff import Autodiff, SurrogateGradient
+from weakgrad.estimators.combinators import Alternate, Masked, layer_groups
+from weakgrad.estimators.finite_difference import SPSA, CentralDifference
+from weakgrad.estimators.mollified import MollifiedMonteCarlo, MollifiedQuadrature
+from weakgrad.estimators.regression import Regression, regression_slope
+from weakgrad.estimators.smoothing import GaussianSmoothing, centered_ranks
+
+__all__ = [
+    "AbstractEstimator",
+    "AbstractSamplingEstimator",
+    "EstimatorInfo",
+    "Autodiff",
+    "SurrogateGradient",
+    "Alternate",
+    "Masked",
+    "layer_groups",
+    "CentralDifference",
+    "SPSA",
+    "MollifiedMonteCarlo",
+    "MollifiedQuadrature",
+    "Regression",
+    "regression_slope",
+    "GaussianSmoothing",
+    "centered_ranks",
+    "all_estimators",
+]
+
+
+def all_estimators() -> list[AbstractEstimator]:
+    """One instance of every estimator that works on any objective, with small settings."""
+    return [
+        CentralDifference(step=1e-3),
+        SPSA(step=1e-2, samples=32),
+        Regression(sigma=1e-2, samples=64),
+        Regression(sigma=1e-2, samples=64, refresh_every=4),
+        GaussianSmoothing(sigma=1e-2, samples=64),
+        GaussianSmoothing(sigma=1e-2, samples=64, antithetic=False, rank_shaping=True),
+        MollifiedMonteCarlo(width=1e-2, samples=64),
+        Autodiff(),
+        Alternate(GaussianSmoothing(sigma=1e-2, samples=64)),
+        Masked(Regression(sigma=1e-2, samples=64), {"a": True, "b": False}),
+    ]

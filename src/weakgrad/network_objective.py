@@ -1,0 +1,149 @@
+"""Objectives built on a weakgrad :class:`~weakgrad.network.Network`: a network, a batch of
+inputs and targets, and a loss on the readout.
+
+The parameters are the trainable arrays of each layer: a tuple with one dict per layer,
+``{"weight", "bias"}`` (and ``"recurrent"`` where the layer has recurrent weights). Besides
+plain and population evaluation, a network objective supports what only white-box access
+gives: node perturbation (noise on pre-activations, with eligibility sums) and
+surrogate-gradient BPTT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from weakgrad.losses import AbstractLoss
+from weakgrad.network import Network, Record, simulate
+from weakgrad.neurons._base import AbstractNeuron
+from weakgrad.objective import AbstractObjective, _shard_population
+from weakgrad.surrogates import AbstractSurrogate
+
+__all__ = ["NetworkObjective", "network_params"]
+
+
+def network_params(net: Network) -> tuple[dict[str, Array], ...]:
+    """The trainable arrays of ``net``: one dict per layer."""
+    out = []
+    for layer in net.layers:
+        p = {"weight": layer.weight, "bias": layer.bias}
+        if layer.recurrent is not None:
+            p["recurrent"] = layer.recurrent
+        out.append(p)
+    return tuple(out)
+
+
+class NetworkObjective(AbstractObjective):
+    """Loss of a network on a batch.
+
+    Attributes:
+        net: the network (its weights are the starting point; :meth:`params` returns them).
+        inputs: ``(B, n_in)`` constant inputs or ``(B, steps, n_in)`` per step.
+        targets: ``(B, ...)`` whatever ``loss`` expects (labels for classification).
+        loss: per-example loss on the readout (mean output of the last layer over time).
+        dt: time step (ms); ignored by rate units.
+        steps: number of steps (1 for an ordinary feed-forward network).
+    """
+
+    net: Network
+    inputs: Array
+    targets: Array
+    loss: AbstractLoss
+    dt: float = 0.01
+    steps: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        b = np.shape(self.inputs)[0] if np.ndim(self.inputs) >= 2 else None
+        if b is None or np.shape(self.targets)[:1] != (b,):
+            raise ValueError(
+                f"NetworkObjective needs inputs (B, n_in) or (B, steps, n_in) and targets (B, ...) "
+                f"with the same B, got inputs {np.shape(self.inputs)} and targets "
+                f"{np.shape(self.targets)}."
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return int(np.shape(self.inputs)[0])
+
+    def params(self) -> tuple[dict[str, Array], ...]:
+        return network_params(self.net)
+
+    def network(self, params: Any) -> Network:
+        layers = []
+        for layer, p in zip(self.net.layers, params, strict=True):
+            new = eqx.tree_at(lambda la: (la.weight, la.bias), layer, (p["weight"], p["bias"]))
+            if "recurrent" in p:
+                new = eqx.tree_at(lambda la: la.recurrent, new, p["recurrent"])
+            layers.append(new)
+        return Network(tuple(layers))
+
+    def with_batch(self, inputs: Array, targets: Array) -> NetworkObjective:
+        return NetworkObjective(self.net, inputs, targets, self.loss, self.dt, self.steps)
+
+    def with_surrogate(self, surrogate: AbstractSurrogate) -> NetworkObjective:
+        """The same objective with ``surrogate`` on every neuron that takes one."""
+
+        def swap(x):
+            if isinstance(x, AbstractNeuron) and hasattr(x, "surrogate"):
+                return eqx.tree_at(lambda n: n.surrogate, x, surrogate, is_leaf=lambda v: v is None)
+            return x
+
+        net = jax.tree.map(swap, self.net, is_leaf=lambda x: isinstance(x, AbstractNeuron))
+        return NetworkObjective(net, self.inputs, self.targets, self.loss, self.dt, self.steps)
+
+    def _simulate(self, params: Any, x: Array, key: Array, noise=()) -> Any:
+        return simulate(
+            self.network(params),
+            x,
+            dt=self.dt,
+            steps=self.steps,
+            key=key,
+            record=Record(counts=False),
+            check=False,
+            noise=noise,
+        )
+
+    def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
+        """Readout ``(B, n_out)`` and validity ``(B,)`` of the whole batch."""
+        keys = jax.random.split(key, self.batch_size)
+        trace = jax.vmap(lambda x, k: self._simulate(params, x, k))(self.inputs, keys)
+        return trace.mean_output[-1], trace.valid
+
+    def per_example(self, params: Any, key: Array, noise=None) -> Array:
+        """Losses ``(B,)``; NaN where a simulation blew up. ``noise`` (optional): one
+        tuple of :class:`NodeNoise` per example, stacked along a leading batch axis."""
+        keys = jax.random.split(key, self.batch_size)
+
+        def one(x, t, k, nz):
+            trace = self._simulate(params, x, k, () if nz is None else nz)
+            loss = self.loss(trace.mean_output[-1], t)
+            return jnp.where(trace.valid, loss, jnp.nan)
+
+        if noise is None:
+            return jax.vmap(lambda x, t, k: one(x, t, k, None))(self.inputs, self.targets, keys)
+        return jax.vmap(one)(self.inputs, self.targets, keys, noise)
+
+    def eligibility(self, params: Any, key: Array, noise: Any) -> tuple[Array, Any]:
+        """Per-example losses of the unperturbed batch and the eligibility sums of the
+        correlating ``noise`` (stacked per example), summed over the batch."""
+        keys = jax.random.split(key, self.batch_size)
+
+        def one(x, t, k, nz):
+            trace = self._simulate(params, x, k, nz)
+            loss = jnp.where(trace.valid, self.loss(trace.mean_output[-1], t), jnp.nan)
+            return loss, trace.eligibility
+
+        losses, elig = jax.vmap(one)(self.inputs, self.targets, keys, noise)
+        return losses, jax.tree.map(lambda e: e.sum(0), elig)
+
+    def __call__(self, params: Any, key: Array) -> Array:
+        return self.per_example(params, key).mean()
+
+    def population(self, params: Any, keys: Array) -> Array:
+        (params, keys), n = _shard_population((params, keys))
+        return jax.vmap(self.__call__)(params, keys)[:n]

@@ -1,0 +1,147 @@
+"""Objectives: what estimators sample. A stochastic loss ``L(params, key)`` that can also be
+evaluated for a whole population of parameter samples in one call.
+
+Two kinds:
+
+- :class:`Objective` wraps a JAX function ``loss(params, key) -> scalar``. Its population
+  evaluation is one ``vmap`` whose sample axis is split across every JAX device, so the
+  same code uses all GPUs of a machine (or all CPU cores exposed as devices).
+- :class:`HostObjective` wraps a plain Python/NumPy callable that evaluates a batch of flat
+  parameter vectors ``(S, d) -> (S,)``: an external simulator, a model weakgrad did not
+  write. It is called through ``jax.pure_callback``, so estimators stay jittable.
+
+Network objectives (which also support node perturbation and surrogate gradients) live in
+:mod:`weakgrad.network_objective`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["AbstractObjective", "Objective", "HostObjective", "population_keys"]
+
+
+def population_keys(key: Array, n: int, common: bool) -> Array:
+    """One key per population member: all equal (common random numbers) or independent."""
+    if common:
+        return jnp.repeat(key[None], n, axis=0)
+    return jax.random.split(key, n)
+
+
+def _shard_population(tree: Any) -> tuple[Any, int]:
+    """Pad the leading (population) axis to a multiple of the device count and constrain it
+    to be split across devices. Returns the tree and the original size."""
+    n = jax.tree_util.tree_leaves(tree)[0].shape[0]
+    d = jax.device_count()
+    if d == 1:
+        return tree, n
+    extra = (-n) % d
+    if extra:
+        tree = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
+    sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("pop",)), PartitionSpec("pop"))
+    return jax.lax.with_sharding_constraint(tree, sharding), n
+
+
+class AbstractObjective(eqx.Module):
+    """A stochastic loss of a parameter pytree."""
+
+    @abc.abstractmethod
+    def __call__(self, params: Any, key: Array) -> Array:
+        """The loss (scalar) at ``params`` for the noise drawn from ``key``."""
+
+    @abc.abstractmethod
+    def population(self, params: Any, keys: Array) -> Array:
+        """Losses ``(S,)`` of ``S`` parameter samples: every leaf of ``params`` has a leading
+        axis of size ``S``; ``keys`` holds one key per sample."""
+
+
+class Objective(AbstractObjective):
+    """A JAX loss function ``loss(params, key) -> scalar``.
+
+    Example:
+        >>> obj = Objective(lambda p, key: jnp.sum(p["w"] ** 2))
+    """
+
+    fn: Callable[[Any, Array], Array]
+
+    def __check_init__(self):
+        if not callable(self.fn):
+            raise TypeError(
+                f"Objective.fn must be callable (params, key) -> loss, got {self.fn!r}."
+            )
+
+    def __call__(self, params: Any, key: Array) -> Array:
+        return self.fn(params, key)
+
+    def population(self, params: Any, keys: Array) -> Array:
+        (params, keys), n = _shard_population((params, keys))
+        losses = jax.vmap(self.fn)(params, keys)
+        if jnp.shape(losses)[1:] != ():
+            raise ValueError(
+                f"Objective.fn must return a scalar loss, got shape {jnp.shape(losses)[1:]}."
+            )
+        return losses[:n]
+
+
+class HostObjective(AbstractObjective):
+    """A NumPy callable ``fn(thetas) -> losses`` over flat parameter vectors.
+
+    Attributes:
+        fn: takes a float array ``(S, d)`` (one flattened parameter vector per row, in the
+            order of ``jax.flatten_util.ravel_pytree``) and returns ``(S,)`` finite losses.
+            With ``takes_seed`` it is called as ``fn(thetas, seeds)`` with one uint32 seed
+            per row (equal seeds = common random numbers).
+        takes_seed: whether ``fn`` accepts the per-row seeds.
+    """
+
+    fn: Callable[..., Any] = eqx.field(static=True)
+    takes_seed: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if not callable(self.fn):
+            raise TypeError(
+                f"HostObjective.fn must be callable (thetas) -> losses, got {self.fn!r}."
+            )
+
+    def _call_host(self, thetas: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        thetas = np.asarray(thetas)
+        out = self.fn(thetas, np.asarray(seeds)) if self.takes_seed else self.fn(thetas)
+        out = np.asarray(out)
+        s = thetas.shape[0]
+        if out.shape != (s,):
+            raise ValueError(
+                f"HostObjective.fn returned shape {out.shape} for {s} parameter vectors; it "
+                f"must return one loss per row, shape ({s},)."
+            )
+        bad = ~np.isfinite(out)
+        if bad.any():
+            raise ValueError(
+                f"HostObjective.fn returned a non-finite loss for {int(bad.sum())} of {s} "
+                f"parameter vectors (first: row {int(np.argmax(bad))}, value "
+                f"{out[np.argmax(bad)]}); return finite losses (check the simulator's dt and "
+                "the perturbation size sigma)."
+            )
+        return out.astype(thetas.dtype)
+
+    def _host(self, thetas: Array, keys: Array) -> Array:
+        seeds = jax.vmap(lambda k: jax.random.bits(k, (), jnp.uint32))(keys)
+        shape = jax.ShapeDtypeStruct((thetas.shape[0],), thetas.dtype)
+        return jax.pure_callback(self._call_host, shape, thetas, seeds, vmap_method="sequential")
+
+    def __call__(self, params: Any, key: Array) -> Array:
+        flat, _ = ravel_pytree(params)
+        return self._host(flat[None], key[None])[0]
+
+    def population(self, params: Any, keys: Array) -> Array:
+        thetas = jax.vmap(lambda p: ravel_pytree(p)[0])(params)
+        return self._host(thetas, keys)
