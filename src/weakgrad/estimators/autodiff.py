@@ -25,7 +25,7 @@ __all__ = ["Autodiff", "SurrogateGradient"]
 def _clip(grads: Any, clip: float | None) -> Any:
     if clip is None:
         return grads
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     scale = jnp.minimum(1.0, clip / jnp.maximum(norm, 1e-30))
     return jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
 

@@ -1,0 +1,399 @@
+"""Contract tests over every estimator, and each estimator against a closed form."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import weakgrad as wg
+from weakgrad.estimators import (
+    SPSA,
+    Alternate,
+    Autodiff,
+    CentralDifference,
+    GaussianSmoothing,
+    Masked,
+    MollifiedMonteCarlo,
+    MollifiedQuadrature,
+    Regression,
+    SurrogateGradient,
+    all_estimators,
+    regression_slope,
+)
+from weakgrad.estimators.node_perturbation import NodePerturbation
+from weakgrad.losses import OneHotMSE
+from weakgrad.network_objective import NetworkObjective
+from weakgrad.objective import HostObjective, Objective
+from weakgrad.surrogates import EscapeNoiseMatched, SigmoidSurrogate, SuperSpike
+
+DIAG = np.array([1.0, 2.0, 3.0, 0.5, 1.5])
+SHIFT = np.array([0.3, -0.2, 0.1, 0.4, -0.5])
+
+
+def quadratic(p, key):
+    x = jnp.concatenate([p["a"], p["b"]])
+    return 0.5 * jnp.sum(jnp.asarray(DIAG, x.dtype) * (x - jnp.asarray(SHIFT, x.dtype)) ** 2)
+
+
+def true_grad(p):
+    x = np.concatenate([np.asarray(p["a"]), np.asarray(p["b"])])
+    g = DIAG * (x - SHIFT)
+    return {"a": g[:3], "b": g[3:]}
+
+
+P0 = {"a": jnp.ones(3), "b": jnp.full(2, 2.0)}
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+
+
+@eqx.filter_jit
+def _estimate(est, obj, params, state, key):
+    return est.estimate(obj, params, state, key=key)
+
+
+@eqx.filter_jit
+def _grads_for_keys(est, obj, params, keys):
+    """One estimate per key, in one compiled call."""
+    return jax.vmap(lambda k: est.estimate(obj, params, est.init(params), key=k)[0])(keys)
+
+
+def _rel_err(g, ref):
+    g, ref = _flat(g), _flat(ref)
+    return float(np.linalg.norm(g - ref) / np.linalg.norm(ref))
+
+
+ESTIMATORS = all_estimators()
+IDS = [f"{type(e).__name__}-{i}" for i, e in enumerate(ESTIMATORS)]
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
+def test_descends_on_a_quadratic_under_jit(est):
+    obj = Objective(quadratic)
+    opt = optax.adam(0.05)  # scale-free: rank-shaped estimates are directions
+    params, state, opt_state = P0, est.init(P0), opt.init(P0)
+
+    @eqx.filter_jit
+    def step(params, state, opt_state, key):
+        g, state, info = est.estimate(obj, params, state, key=key)
+        updates, opt_state = opt.update(g, opt_state)
+        return optax.apply_updates(params, updates), state, opt_state, info
+
+    start = float(quadratic(P0, None))
+    for i in range(100):
+        params, state, opt_state, info = step(params, state, opt_state, jax.random.key(i))
+        assert int(info.evals) >= 1
+    floor = 0.0
+    if isinstance(est, Masked):  # all_estimators' Masked trains "a" only
+        floor = float(quadratic({"a": jnp.asarray(SHIFT[:3]), "b": P0["b"]}, None))
+    assert float(quadratic(params, None)) - floor < 0.05 * (start - floor)
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
+def test_deterministic_and_keeps_dtype(est):
+    obj = Objective(quadratic)
+    g1, _, i1 = _estimate(est, obj, P0, est.init(P0), jax.random.key(7))
+    g2, _, _ = _estimate(est, obj, P0, est.init(P0), jax.random.key(7))
+    for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert a.dtype == jnp.float32
+    assert jax.tree.structure(g1) == jax.tree.structure(P0)
+    if i1.stderr is not None:
+        assert jax.tree.structure(i1.stderr) == jax.tree.structure(P0)
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
+def test_float64_on_request(est):
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), P0)
+        g, _, info = est.estimate(Objective(quadratic), p64, est.init(p64), key=jax.random.key(1))
+        assert all(x.dtype == jnp.float64 for x in jax.tree_util.tree_leaves(g))
+        assert np.isfinite(float(info.loss))
+
+
+def test_exact_estimators_match_the_true_gradient():
+    obj = Objective(quadratic)
+    for est in [CentralDifference(step=1e-2), Autodiff(), MollifiedQuadrature(width=0.3)]:
+        if isinstance(est, MollifiedQuadrature):
+            continue  # needs d <= 2; tested below
+        g, _, _ = _estimate(est, obj, P0, (), jax.random.key(0))
+        assert _rel_err(g, true_grad(P0)) < 1e-4, type(est).__name__
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: GaussianSmoothing(sigma=0.05, samples=s),
+        lambda s: GaussianSmoothing(sigma=0.05, samples=s, antithetic=False),
+        lambda s: SPSA(step=0.05, samples=s // 2),
+        lambda s: MollifiedMonteCarlo(width=0.1, samples=s),
+    ],
+    ids=["smoothing-antithetic", "smoothing-baseline", "spsa", "mollified-mc"],
+)
+def test_monte_carlo_error_shrinks_like_one_over_sqrt_samples(make):
+    # For a quadratic the Gaussian- (and bump-) smoothed gradient equals the true gradient,
+    # so the error is pure Monte-Carlo noise: 16x the samples should cut it ~4x.
+    obj = Objective(quadratic)
+    ref = true_grad(P0)
+
+    def mean_err(s):
+        errs = [
+            _rel_err(_estimate(make(s), obj, P0, (), jax.random.key(k))[0], ref) for k in range(12)
+        ]
+        return float(np.mean(errs))
+
+    small, large = mean_err(64), mean_err(1024)
+    assert 2.5 < small / large < 6.5, (small, large)
+    assert large < 0.35
+
+
+def test_regression_is_exact_on_a_linear_function_with_enough_samples():
+    g_true = jnp.asarray([0.5, -1.0, 2.0, 0.0, 3.0, -0.25])
+    obj = Objective(lambda p, key: 4.0 + p @ g_true)
+    theta = jnp.ones(6)
+    for s in [7, 40]:  # S = d + 1 (square) and S > d + 1 (tall)
+        for refresh in [1, 3]:
+            est = Regression(sigma=0.1, samples=s, refresh_every=refresh, ridge=0.0)
+            g, _, _ = _estimate(est, obj, theta, est.init(theta), jax.random.key(s))
+            np.testing.assert_allclose(np.asarray(g), np.asarray(g_true), atol=2e-3)
+
+
+@pytest.mark.parametrize("shape", [(30, 8), (9, 8), (5, 12)], ids=["tall", "square", "wide"])
+def test_regression_slope_equals_lstsq(shape):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=shape)
+    y = rng.normal(size=shape[0])
+    with jax.enable_x64(True):
+        b = np.asarray(regression_slope(jnp.asarray(z), jnp.asarray(y)))
+    x = np.column_stack([np.ones(shape[0]), z])
+    ref = np.linalg.lstsq(x, y, rcond=None)[0][1:]  # minimum norm when wide
+    np.testing.assert_allclose(b, ref, rtol=1e-8, atol=1e-10)
+
+
+def test_regression_refresh_reuses_the_factor_but_redraws_directions():
+    obj = Objective(quadratic)
+    est = Regression(sigma=0.05, samples=16, refresh_every=5)
+    state = est.init(P0)
+    g1, state, _ = _estimate(est, obj, P0, state, jax.random.key(0))
+    chol = np.asarray(state.chol)
+    g2, state, _ = _estimate(est, obj, P0, state, jax.random.key(1))
+    np.testing.assert_array_equal(np.asarray(state.chol), chol)
+    assert not np.allclose(_flat(g1), _flat(g2))
+    assert int(state.count) == 2
+
+
+def test_regression_stderr_covers_the_error():
+    obj = Objective(lambda p, key: quadratic(p, key) + 0.0)
+    est = Regression(sigma=0.05, samples=400)
+    hits = 0
+    for k in range(20):
+        g, _, info = _estimate(est, obj, P0, (), jax.random.key(k))
+        err = np.abs(_flat(g) - _flat(true_grad(P0)))
+        hits += np.sum(err < 3 * _flat(info.stderr) + 1e-6)
+    assert hits >= 0.9 * 20 * 5
+
+
+def test_mollified_quadrature_on_a_quadratic_is_the_true_gradient():
+    # A symmetric kernel shifts a quadratic by a constant, so its gradient is unchanged.
+    for d in [1, 2]:
+        obj = Objective(lambda t, key, d=d: 0.5 * jnp.sum(DIAG[:d] * (t - SHIFT[:d]) ** 2))
+        theta = jnp.full(d, 1.3)
+        g, _, info = _estimate(
+            MollifiedQuadrature(width=0.5, points=48), obj, theta, (), jax.random.key(0)
+        )
+        np.testing.assert_allclose(np.asarray(g), DIAG[:d] * (1.3 - SHIFT[:d]), rtol=1e-3)
+        assert int(info.evals) == 48**d
+
+
+def test_mollified_quadrature_smooths_a_step():
+    # L = step at 0; mollified slope at theta is phi_eps(theta): the bump itself.
+    obj = Objective(lambda t, key: (t[0] > 0).astype(t.dtype))
+    for theta, width in [(0.0, 0.5), (0.2, 0.5), (0.6, 0.5)]:
+        g, _, _ = _estimate(
+            MollifiedQuadrature(width=width, points=400),
+            obj,
+            jnp.array([theta]),
+            (),
+            jax.random.key(0),
+        )
+        expected = float(wg.bump.bump(jnp.array([[-theta]]), width)[0])
+        assert abs(float(g[0]) - expected) < 0.03 * (1 + expected), (theta, float(g[0]), expected)
+
+
+def test_mollified_quadrature_refuses_many_dimensions():
+    with pytest.raises(ValueError, match="d <= 2"):
+        MollifiedQuadrature().estimate(Objective(quadratic), P0, (), key=jax.random.key(0))
+
+
+def test_masked_and_alternate():
+    obj = Objective(quadratic)
+    g, _, _ = _estimate(
+        Masked(CentralDifference(), {"a": True, "b": False}), obj, P0, (), jax.random.key(0)
+    )
+    np.testing.assert_array_equal(np.asarray(g["b"]), 0.0)
+    np.testing.assert_allclose(np.asarray(g["a"]), true_grad(P0)["a"], rtol=1e-3)
+    # Element masks work too, and non-sampling estimators are masked after the fact.
+    mask = {"a": np.array([True, False, True]), "b": False}
+    g, _, _ = _estimate(Masked(Autodiff(), mask), obj, P0, (), jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(g["a"]), true_grad(P0)["a"] * [1, 0, 1], rtol=1e-6)
+
+    est = Alternate(CentralDifference())
+    state = est.init(P0)
+    seen = []
+    for k in range(3):
+        g, state, _ = _estimate(est, obj, P0, state, jax.random.key(k))
+        seen.append((bool(np.any(np.asarray(g["a"]))), bool(np.any(np.asarray(g["b"])))))
+    assert seen == [(True, False), (False, True), (True, False)]
+
+
+def test_bad_input_gets_a_clear_error():
+    with pytest.raises(ValueError, match=r"GaussianSmoothing.sigma must be a positive"):
+        GaussianSmoothing(sigma=0.0)
+    with pytest.raises(ValueError, match=r"Regression.sigma must be a positive"):
+        Regression(sigma=-1.0)
+    with pytest.raises(ValueError, match=r"SPSA.samples must be an int >= 1"):
+        SPSA(samples=0)
+    with pytest.raises(ValueError, match=r"GaussianSmoothing.samples must be even"):
+        GaussianSmoothing(samples=7)
+    with pytest.raises(ValueError, match=r"selects no parameter"):
+        Masked(Regression(), {"a": False, "b": False}).init(P0)
+    with pytest.raises(ValueError, match=r"Autodiff.clip must be None or a positive"):
+        Autodiff(clip=0.0)
+    with pytest.raises(TypeError, match=r"needs a NetworkObjective"):
+        NodePerturbation().estimate(Objective(quadratic), P0, (), key=jax.random.key(0))
+    with pytest.raises(TypeError, match=r"SurrogateGradient needs an objective built on"):
+        SurrogateGradient(SuperSpike()).estimate(
+            Objective(quadratic), P0, (), key=jax.random.key(0)
+        )
+
+
+def _host_quadratic(thetas):
+    return 0.5 * np.sum(DIAG * (thetas - SHIFT) ** 2, axis=1)
+
+
+def test_host_objective_gives_the_same_estimate_as_the_jax_one():
+    est = GaussianSmoothing(sigma=0.05, samples=32)
+    g_jax, _, _ = _estimate(est, Objective(quadratic), P0, (), jax.random.key(3))
+    g_host, _, info = _estimate(est, HostObjective(_host_quadratic), P0, (), jax.random.key(3))
+    np.testing.assert_allclose(_flat(g_host), _flat(g_jax), rtol=1e-4, atol=1e-5)
+    assert int(info.evals) == 32
+
+
+def test_host_objective_seeds_are_common_or_independent():
+    seen = []
+
+    def fn(thetas, seeds):
+        seen.append(np.asarray(seeds))
+        return _host_quadratic(thetas)
+
+    obj = HostObjective(fn, takes_seed=True)
+    GaussianSmoothing(sigma=0.05, samples=8).estimate(obj, P0, (), key=jax.random.key(0))
+    GaussianSmoothing(sigma=0.05, samples=8, common_noise=False).estimate(
+        obj, P0, (), key=jax.random.key(0)
+    )
+    assert len(set(seen[0].tolist())) == 1
+    assert len(set(seen[1].tolist())) == 8
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda t: np.zeros(len(t) + 1), r"returned shape \(\d+,\) for \d+ parameter vectors"),
+        (lambda t: np.full(len(t), np.nan), r"returned a non-finite loss"),
+    ],
+    ids=["wrong-shape", "nan"],
+)
+def test_host_objective_bad_output(fn, message):
+    with pytest.raises(Exception, match=message):
+        GaussianSmoothing(sigma=0.05, samples=8).estimate(
+            HostObjective(fn), P0, (), key=jax.random.key(0)
+        )
+
+
+def _sigmoid_objective():
+    net = wg.Network.feedforward((12, 8, 4), wg.Sigmoid(), key=jax.random.key(0), scale=2.0)
+    x = jax.random.normal(jax.random.key(1), (6, 12))
+    return NetworkObjective(net, x, jnp.arange(6) % 4, OneHotMSE())
+
+
+def _cosine(a, b):
+    a, b = _flat(a), _flat(b)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_node_perturbation_matches_autodiff_on_a_smooth_network():
+    obj = _sigmoid_objective()
+    p = obj.params()
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    cos = {}
+    for s in [16, 2048]:
+        g, _, info = _estimate(
+            NodePerturbation(sigma=1e-2, samples=s), obj, p, (), jax.random.key(1)
+        )
+        cos[s] = _cosine(g, ref)
+        assert int(info.evals) == s + 1
+    assert cos[2048] > 0.98 and cos[2048] > cos[16]
+    # One layer only: the other layer's gradient is exactly zero.
+    g, _, _ = _estimate(
+        NodePerturbation(sigma=1e-2, samples=64, layers=(1,)), obj, p, (), jax.random.key(1)
+    )
+    assert not np.any(np.asarray(g[0]["weight"])) and np.any(np.asarray(g[1]["weight"]))
+
+
+def test_node_perturbation_needs_far_fewer_samples_than_weight_perturbation():
+    obj = _sigmoid_objective()
+    p = obj.params()
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    node, _, _ = _estimate(NodePerturbation(sigma=1e-2, samples=128), obj, p, (), jax.random.key(1))
+    weight, _, _ = _estimate(
+        GaussianSmoothing(sigma=1e-2, samples=128), obj, p, (), jax.random.key(1)
+    )
+    assert _cosine(node, ref) > _cosine(weight, ref) + 0.2
+
+
+def test_node_perturbation_on_hodgkin_huxley_network():
+    net = wg.Network.feedforward(
+        (6, 5, 3), wg.HodgkinHuxley(), key=jax.random.key(0), scale=12.0, bias=6.0
+    )
+    x = jnp.abs(jax.random.normal(jax.random.key(1), (2, 6)))
+    obj = NetworkObjective(net, x, jnp.arange(2), OneHotMSE(high=0.3), dt=0.05, steps=100)
+    p = obj.params()
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    g, _, info = _estimate(NodePerturbation(sigma=0.5, samples=1024), obj, p, (), jax.random.key(1))
+    assert np.isfinite(float(info.loss))
+    assert _cosine(g, ref) > 0.7
+
+
+def test_surrogate_gradient_on_a_spiking_network():
+    net = wg.Network.feedforward((5, 4), wg.LIF(), key=jax.random.key(0), scale=3.0, bias=2.0)
+    x = jnp.abs(jax.random.normal(jax.random.key(1), (3, 5)))
+    obj = NetworkObjective(net, x, jnp.array([0, 1, 2]), OneHotMSE(high=0.1), dt=0.5, steps=100)
+    p = obj.params()
+    exact, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    assert not np.any(_flat(exact))  # spikes are steps: autodiff sees nothing
+    for s in [SuperSpike(beta=1.0), SigmoidSurrogate(beta=0.5), EscapeNoiseMatched(beta=0.5)]:
+        g, _, info = SurrogateGradient(s).estimate(obj, p, (), key=jax.random.key(0))
+        assert np.all(np.isfinite(_flat(g))) and np.any(_flat(g))
+        assert float(info.loss) == pytest.approx(float(obj(p, jax.random.key(0))))
+
+
+def test_escape_noise_matched_surrogate_is_the_escape_derivative():
+    neuron = wg.EscapeNoiseLIF(beta=0.7, theta=-52.0)
+    v = jnp.linspace(-60, -40, 11)
+    p_prime = jax.vmap(jax.grad(lambda x: neuron.spike_probability(x)))(v)
+    np.testing.assert_allclose(
+        np.asarray(EscapeNoiseMatched(0.7).derivative(v - neuron.theta)),
+        np.asarray(p_prime),
+        rtol=1e-5,
+    )
+
+
+def test_gradient_clipping_bounds_the_norm():
+    obj = Objective(lambda p, key: 1e6 * jnp.sum(p**2))
+    g, _, _ = Autodiff(clip=1.0).estimate(obj, jnp.ones(4), (), key=jax.random.key(0))
+    assert float(jnp.linalg.norm(g)) == pytest.approx(1.0, rel=1e-5)
