@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     p = obj.params()
     out = {"devices": jax.device_count()}
     pop = jax.tree.map(lambda a: jnp.stack([a] * 8), p)
-    losses = jax.jit(obj.population)(pop, jax.random.split(jax.random.key(0), 8))
+    losses = jax.jit(lambda q, k: obj.population(q, k))(pop, jax.random.split(jax.random.key(0), 8))
     out["population_devices"] = len(losses.sharding.device_set)
     for name, est in [
         ("smoothing", GaussianSmoothing(sigma=0.1, samples=10)),  # 10: not a multiple of 4
