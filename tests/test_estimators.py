@@ -170,8 +170,11 @@ def test_regression_slope_equals_lstsq(shape):
     y = rng.normal(size=shape[0])
     with jax.enable_x64(True):
         b = np.asarray(regression_slope(jnp.asarray(z), jnp.asarray(y)))
-    x = np.column_stack([np.ones(shape[0]), z])
-    ref = np.linalg.lstsq(x, y, rcond=None)[0][1:]  # minimum norm when wide
+    # Free intercept: least squares on centred data (minimum-norm slope when wide).
+    ref = np.linalg.lstsq(z - z.mean(0), y - y.mean(), rcond=None)[0]
+    if shape[0] > shape[1]:
+        x = np.column_stack([np.ones(shape[0]), z])
+        np.testing.assert_allclose(ref, np.linalg.lstsq(x, y, rcond=None)[0][1:], rtol=1e-10)
     np.testing.assert_allclose(b, ref, rtol=1e-8, atol=1e-10)
 
 
@@ -397,3 +400,22 @@ def test_gradient_clipping_bounds_the_norm():
     obj = Objective(lambda p, key: 1e6 * jnp.sum(p**2))
     g, _, _ = Autodiff(clip=1.0).estimate(obj, jnp.ones(4), (), key=jax.random.key(0))
     assert float(jnp.linalg.norm(g)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_regression_with_few_samples_does_not_leak_the_mean_loss():
+    # S << d: the minimum-norm slope is the projection of the gradient onto the sampled
+    # directions, so its error is below 1 and its cosine near sqrt(S/d), whatever the
+    # loss's constant part (here 100, far larger than the slope).
+    d = 400
+    g_true = jax.random.normal(jax.random.key(0), (d,))
+    obj = Objective(lambda p, key: 100.0 + p @ g_true)
+    errs, coss = [], []
+    for k in range(5):
+        g, _, _ = _estimate(
+            Regression(sigma=0.01, samples=100), obj, jnp.zeros(d), (), jax.random.key(k)
+        )
+        rel, cos = _rel_err(g, g_true), _cosine(g, g_true)
+        errs.append(rel)
+        coss.append(cos)
+    assert max(errs) < 1.0
+    assert np.mean(coss) == pytest.approx(np.sqrt(100 / d), abs=0.1)

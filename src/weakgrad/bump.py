@@ -19,26 +19,37 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-__all__ = ["bump", "bump_constant", "bump_grad_log", "sample_bump"]
+__all__ = ["bump", "bump_constant", "log_bump_constant", "bump_grad_log", "sample_bump"]
 
 
-def _radial(r: np.ndarray, n: int) -> np.ndarray:
-    inside = r < 1
-    safe = np.where(inside, r, 0.0)
-    return np.where(inside, safe ** (n - 1) * np.exp(1.0 / (safe * safe - 1.0)), 0.0)
+def _log_radial(r: np.ndarray, n: int) -> np.ndarray:
+    """log of the radial density r^(n-1) exp(1/(r^2-1)) (-inf outside (0, 1))."""
+    inside = (r > 0) & (r < 1)
+    safe = np.where(inside, r, 0.5)
+    return np.where(inside, (n - 1) * np.log(safe) + 1.0 / (safe * safe - 1.0), -np.inf)
 
 
 @lru_cache(maxsize=64)
-def bump_constant(n: int) -> float:
-    """``k_n``: one over the integral of ``exp(1/(|x|^2-1))`` over the unit ball of R^n
-    (``k_1 = 2.2522836...``)."""
+def log_bump_constant(n: int) -> float:
+    """``log k_n``, stable for any dimension."""
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"bump dimension n must be an int >= 1, got {n!r}.")
-    x, w = np.polynomial.legendre.leggauss(200)
+    x, w = np.polynomial.legendre.leggauss(400)
     r = 0.5 * (x + 1.0)
-    radial = 0.5 * np.sum(w * _radial(r, n))
-    sphere = 2 * math.pi ** (n / 2) / math.gamma(n / 2)  # surface of the unit sphere S^(n-1)
-    return 1.0 / (sphere * radial) if n > 1 else 1.0 / (2 * radial)
+    terms = np.log(0.5 * w) + _log_radial(r, n)
+    top = terms.max()
+    log_radial = top + np.log(np.sum(np.exp(terms - top)))
+    # Surface of the unit sphere S^(n-1) is 2 pi^(n/2) / Gamma(n/2); for n = 1 it is 2.
+    log_sphere = math.log(2) + (n / 2) * math.log(math.pi) - math.lgamma(n / 2)
+    return -(log_sphere + log_radial)
+
+
+def bump_constant(n: int) -> float:
+    """``k_n``: one over the integral of ``exp(1/(|x|^2-1))`` over the unit ball of R^n
+    (``k_1 = 2.2522836...``); overflows to inf in very high dimension (use
+    :func:`log_bump_constant`)."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(log_bump_constant(n)))
 
 
 def bump(x: Array, width: float = 1.0) -> Array:
@@ -49,7 +60,8 @@ def bump(x: Array, width: float = 1.0) -> Array:
     r2 = jnp.sum(u * u, axis=-1)
     inside = r2 < 1
     safe = jnp.where(inside, r2, 0.0)
-    return jnp.where(inside, bump_constant(n) * jnp.exp(1.0 / (safe - 1.0)), 0.0) / width**n
+    log_k = log_bump_constant(n) - n * math.log(width)
+    return jnp.where(inside, jnp.exp(log_k + 1.0 / (safe - 1.0)), 0.0)
 
 
 def bump_grad_log(x: Array) -> Array:
@@ -63,7 +75,8 @@ def bump_grad_log(x: Array) -> Array:
 @lru_cache(maxsize=64)
 def _radius_table(n: int, points: int = 4097) -> tuple[np.ndarray, np.ndarray]:
     r = np.linspace(0.0, 1.0, points)
-    pdf = _radial(r, n)
+    log_pdf = _log_radial(r, n)
+    pdf = np.exp(log_pdf - log_pdf[np.isfinite(log_pdf)].max())
     cdf = np.concatenate([[0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2)])
     return cdf / cdf[-1], r
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad.io import write_csv
 from weakgrad.network import SimulationError
 from weakgrad.parallel import pad_to_devices, shard_leading
 
@@ -38,15 +38,9 @@ class Landscape1D:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["w", "current", "loss_mean", "loss_sem", "spikes_mean"])
-            for row in zip(*self.columns(), strict=True):
-                writer.writerow([f"{v:.9g}" for v in row])
-        os.replace(tmp, path)
-        return path
+        header = ["w", "current", "loss_mean", "loss_sem", "spikes_mean"]
+        rows = ([float(v) for v in row] for row in zip(*self.columns(), strict=True))
+        return write_csv(path, header, rows)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, trials: int = 1) -> Landscape1D:

@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from weakgrad.landscape import Landscape1D  # noqa: E402
 
-__all__ = ["plot_landscape", "save_figure"]
+__all__ = ["plot_landscape", "save_figure", "plot_gradcheck", "plot_gradient_heatmap"]
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
@@ -64,3 +65,74 @@ def _i0(result: Landscape1D) -> float:
     if not nz.any():
         return 1.0
     return float((result.current[nz] / result.w[nz]).mean())
+
+
+def _grouped(summary: list[dict], x_key: str, line_key: str):
+    lines: dict = {}
+    for row in summary:
+        lines.setdefault((row["estimator"], row[line_key]), []).append(row)
+    for rows in lines.values():
+        rows.sort(key=lambda r: r[x_key])
+    return lines
+
+
+def plot_gradcheck(summary: list[dict], *, x: str, title: str = ""):
+    """Relative L2 error and cosine similarity against ``x`` ("samples" or "sigma"), one line
+    per estimator and value of the other grid variable, with standard-error bars."""
+    other = "sigma" if x == "samples" else "samples"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    estimators = sorted({r["estimator"] for r in summary})
+    colors = {e: plt.cm.tab10(i % 10) for i, e in enumerate(estimators)}
+    values = sorted({r[other] for r in summary})
+    styles = ["-", "--", ":", "-."]
+    for (est, val), rows in _grouped(summary, x, other).items():
+        xs = [r[x] for r in rows]
+        style = styles[values.index(val) % len(styles)]
+        label = f"{est}, {other}={val:g}"
+        for ax, col in ((ax1, "rel_error"), (ax2, "cosine")):
+            ys = np.asarray([r[col] for r in rows])
+            es = np.nan_to_num(np.asarray([r[col + "_sem"] for r in rows]))
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=es,
+                color=colors[est],
+                ls=style,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=label,
+            )
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel(
+            "samples S per estimate" if x == "samples" else "perturbation sigma (parameter units)"
+        )
+        ax.grid(alpha=0.3)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("relative L2 error |g - g_ref| / |g_ref|")
+    ax2.set_ylabel("cosine similarity with reference")
+    ax2.set_ylim(-0.1, 1.05)
+    ax2.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradient_heatmap(
+    reference: np.ndarray, estimate: np.ndarray, *, title: str = "", label: str = "estimate"
+):
+    """Reference and estimated gradient of one weight matrix side by side, on one color scale
+    (the study's "Comparison" figure)."""
+    lim = float(np.nanmax(np.abs(reference))) or 1.0
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, m, name in ((axes[0], reference, "reference (autodiff)"), (axes[1], estimate, label)):
+        im = ax.imshow(
+            m.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest"
+        )
+        ax.set_title(name)
+        ax.set_xlabel("presynaptic neuron (row of W)")
+    axes[0].set_ylabel("postsynaptic neuron (column of W)")
+    fig.colorbar(im, ax=axes, label="dL/dW")
+    fig.suptitle(title)
+    return fig

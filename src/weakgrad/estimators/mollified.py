@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.bump import bump, bump_constant, bump_grad_log, sample_bump
+from weakgrad.bump import bump, bump_grad_log, sample_bump
 from weakgrad.estimators._base import (
     AbstractSamplingEstimator,
     EstimatorInfo,
@@ -107,7 +107,6 @@ class MollifiedMonteCarlo(AbstractSamplingEstimator):
     ) -> tuple[Array, Any, EstimatorInfo]:
         k_x, k_noise = jax.random.split(key)
         d, s = theta.shape[0], self.samples
-        bump_constant(d)  # validates d
         n = s // 2 if self.antithetic else s
         x = sample_bump(k_x, (n,), d, theta.dtype)
         score = -bump_grad_log(x) / self.width  # -grad_u log phi_eps(u) at u = eps x

@@ -8,10 +8,12 @@ MNIST"). With ``S >= d + 1`` and a linear loss the fit is exact.
 The solve never calls ``lstsq`` on the ``S x d`` matrix. With ``X = [1, Z]`` it uses the
 normal equations on the smaller side, both Cholesky:
 
-- ``S <= d + 1``: ``b = Z^T c`` with ``(1 1^T + Z Z^T) c = y`` (``S x S``): the minimum-norm
-  solution, identical to ``lstsq``;
-- ``S > d + 1``: ``(Zc^T Zc) b = Zc^T yc`` on centred ``Z`` and ``y`` (``d x d``), which also
-  gives the classical standard error of each slope.
+- ``S <= d + 1``: ``b = Zc^T c`` with ``(Zc Zc^T + 1 1^T) c = yc`` (``S x S``) on centred
+  ``Z`` and ``y``: the minimum-norm slope with a free intercept. (Penalising the intercept
+  too, as ``lstsq`` on ``[1, Z]`` does, leaks the mean loss into the slope: with ``S`` well
+  below ``d`` that error is larger than the gradient itself.)
+- ``S > d + 1``: ``(Zc^T Zc) b = Zc^T yc`` (``d x d``), which also gives the classical
+  standard error of each slope.
 
 Forming the Gram matrix costs ``min(S, d)^2 max(S, d)`` and dominates. ``refresh_every``
 amortises it: a base matrix ``Z0`` is drawn and factorised once every ``refresh_every``
@@ -45,9 +47,11 @@ __all__ = ["Regression", "regression_slope"]
 
 
 def _gram(z: Array, wide: bool) -> Array:
-    if wide:
-        return 1.0 + z @ z.T
     zc = z - z.mean(0)
+    if wide:
+        # Zc Zc^T is singular along the ones vector (centring); adding 1 1^T fixes that
+        # without changing the solution for centred right-hand sides.
+        return 1.0 + zc @ zc.T
     return zc.T @ zc
 
 
@@ -60,11 +64,11 @@ def _factor(gram: Array, ridge: float) -> Array:
 def _solve(chol: Array, z: Array, y: Array, wide: bool) -> tuple[Array, Array | None]:
     """Slope of ``y ~ a + z b`` given the Cholesky factor of ``_gram(z, wide)``; also the
     standard error of each slope in the tall case."""
-    if wide:
-        c = cho_solve((chol, True), y)
-        return z.T @ c, None
     zc = z - z.mean(0)
     yc = y - y.mean()
+    if wide:
+        c = cho_solve((chol, True), yc)
+        return zc.T @ c, None
     b = cho_solve((chol, True), zc.T @ yc)
     s, d = z.shape
     rss = jnp.sum((yc - zc @ b) ** 2)
@@ -76,7 +80,8 @@ def _solve(chol: Array, z: Array, y: Array, wide: bool) -> tuple[Array, Array | 
 
 def regression_slope(z: Array, y: Array, *, ridge: float = 0.0) -> Array:
     """Least-squares slope ``b`` of ``y ~ a + z b`` (``z``: ``S x d``), by Cholesky on the
-    smaller side; equals ``lstsq([1, z], y)[1:]`` (minimum norm when ``S <= d + 1``)."""
+    smaller side; equals ``lstsq(zc, yc)`` on centred data (the minimum-norm slope with a
+    free intercept when ``S <= d + 1``)."""
     wide = z.shape[0] <= z.shape[1] + 1
     return _solve(_factor(_gram(z, wide), ridge), z, y, wide)[0]
 

