@@ -19,12 +19,14 @@ from weakgrad.estimators import (
     Masked,
     MollifiedMonteCarlo,
     MollifiedQuadrature,
+    NodePerturbation,
     Regression,
+    StepwiseNodePerturbation,
     SurrogateGradient,
     all_estimators,
+    network_estimators,
     regression_slope,
 )
-from weakgrad.estimators.node_perturbation import NodePerturbation
 from weakgrad.losses import OneHotMSE
 from weakgrad.network_objective import NetworkObjective
 from weakgrad.objective import HostObjective, Objective
@@ -156,11 +158,32 @@ def test_regression_is_exact_on_a_linear_function_with_enough_samples():
     g_true = jnp.asarray([0.5, -1.0, 2.0, 0.0, 3.0, -0.25])
     obj = Objective(lambda p, key: 4.0 + p @ g_true)
     theta = jnp.ones(6)
-    for s in [7, 40]:  # S = d + 1 (square) and S > d + 1 (tall)
+    # S = d + 1 (square) and S > d + 1 (tall); antithetic pairs need S >= 2d.
+    for s, antithetic in [(7, False), (40, False), (12, True), (40, True)]:
         for refresh in [1, 3]:
-            est = Regression(sigma=0.1, samples=s, refresh_every=refresh, ridge=0.0)
-            g, _, _ = _estimate(est, obj, theta, est.init(theta), jax.random.key(s))
-            np.testing.assert_allclose(np.asarray(g), np.asarray(g_true), atol=2e-3)
+            est = Regression(
+                sigma=0.1, samples=s, refresh_every=refresh, ridge=0.0, antithetic=antithetic
+            )
+            state = est.init(theta)
+            for k in range(2):  # the second estimate reuses the factor when refresh > 1
+                g, state, _ = _estimate(est, obj, theta, state, jax.random.key(s + k))
+                np.testing.assert_allclose(np.asarray(g), np.asarray(g_true), atol=2e-3)
+
+
+def test_antithetic_regression_is_least_squares_on_the_paired_design():
+    # Fitting y ~ a + z b on the 2n points (+z, -z) equals the fitted half-differences.
+    with jax.enable_x64(True):
+        theta = jnp.asarray([0.3, -0.2, 0.5])
+        obj = Objective(lambda t, key: jnp.sum(jnp.sin(3 * t)) + t[0] * t[1])
+        est = Regression(sigma=0.2, samples=20, antithetic=True, ridge=0.0)
+        g, _, _ = est.estimate(obj, theta, (), key=jax.random.key(0))
+        k_base = jax.random.split(jax.random.key(0), 4)[0]
+        z = np.asarray(wg.random.normal_array(k_base, (10, 3), jnp.float64))
+        pts = np.concatenate([z, -z])
+        y = np.asarray([float(obj(theta + 0.2 * jnp.asarray(p), None)) for p in pts])
+        x = np.column_stack([np.ones(20), pts])
+        ref = np.linalg.lstsq(x, y, rcond=None)[0][1:] / 0.2
+        np.testing.assert_allclose(np.asarray(g), ref, rtol=1e-8)
 
 
 @pytest.mark.parametrize("shape", [(30, 8), (9, 8), (5, 12)], ids=["tall", "square", "wide"])
@@ -419,3 +442,36 @@ def test_regression_with_few_samples_does_not_leak_the_mean_loss():
         coss.append(cos)
     assert max(errs) < 1.0
     assert np.mean(coss) == pytest.approx(np.sqrt(100 / d), abs=0.1)
+
+
+def test_stepwise_node_perturbation_is_exact_for_a_single_step_network():
+    # One step: the immediate effect is the whole effect, so the probes see the gradient.
+    obj = _sigmoid_objective()
+    p = obj.params()
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    g4, _, _ = _estimate(
+        StepwiseNodePerturbation(sigma=1e-2, samples=4), obj, p, (), jax.random.key(1)
+    )
+    g, _, info = _estimate(
+        StepwiseNodePerturbation(sigma=1e-2, samples=1024), obj, p, (), jax.random.key(1)
+    )
+    assert _cosine(g, ref) > 0.99 and _cosine(g, ref) > _cosine(g4, ref)
+    assert _rel_err(g, ref) < 0.15
+    assert float(info.loss) == pytest.approx(float(obj(p, jax.random.key(1))), rel=1e-5)
+
+
+@pytest.mark.parametrize("est", network_estimators(), ids=lambda e: type(e).__name__)
+def test_network_estimators_contract(est):
+    # Deterministic for a key, jittable, float32 in and out, one gradient per parameter;
+    # on a spiking (LIF) network over several steps.
+    net = wg.Network.feedforward((5, 4, 3), wg.LIF(), key=jax.random.key(0), scale=3.0, bias=2.0)
+    x = jnp.abs(jax.random.normal(jax.random.key(1), (3, 5)))
+    obj = NetworkObjective(net, x, jnp.array([0, 1, 2]), OneHotMSE(high=0.1), dt=0.5, steps=40)
+    p = obj.params()
+    g1, _, info = _estimate(est, obj, p, est.init(p), jax.random.key(3))
+    g2, _, _ = _estimate(est, obj, p, est.init(p), jax.random.key(3))
+    assert jax.tree.structure(g1) == jax.tree.structure(p)
+    for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2), strict=True):
+        assert a.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.all(np.isfinite(_flat(g1))) and int(info.evals) >= 1

@@ -138,7 +138,7 @@ def _estimator_factories(names: list[str], layer: str, d: int) -> dict:
     noise std for node perturbation, and sqrt(d) times the bump width's per-coordinate
     scale for the mollifier (the bump in d dimensions concentrates near its radius)."""
     from weakgrad import estimators as E
-    from weakgrad.estimators.node_perturbation import NodePerturbation
+    from weakgrad.estimators import NodePerturbation
 
     node_layers = {"output": (1,), "hidden": (0,), "all": None}[layer]
     table = {
@@ -149,6 +149,9 @@ def _estimator_factories(names: list[str], layer: str, d: int) -> dict:
             width=sg * d**0.5, samples=max(2, s - s % 2)
         ),
         "node": lambda s, sg: NodePerturbation(sigma=sg, samples=max(2, s), layers=node_layers),
+        "node-stepwise": lambda s, sg: E.StepwiseNodePerturbation(
+            sigma=sg, samples=s, layers=node_layers
+        ),
         "fd": lambda s, sg: E.CentralDifference(step=sg),
         "autodiff": lambda s, sg: E.Autodiff(),
     }
@@ -181,7 +184,8 @@ def gradcheck(
     estimators: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: regression, smoothing, spsa, mollified, node, fd, autodiff."
+            help="Comma-separated: regression, smoothing, spsa, mollified, node, "
+            "node-stepwise, fd, autodiff."
         ),
     ] = "regression,smoothing,node",
     samples: Annotated[str, typer.Option(help="Comma-separated sample counts S.")] = "10,100,1000",

@@ -30,6 +30,7 @@ __all__ = [
     "Record",
     "Inject",
     "NodeNoise",
+    "StepProbe",
     "Trace",
     "SimulationError",
     "simulate",
@@ -272,6 +273,35 @@ class NodeNoise(eqx.Module):
 
 
 _NODE_NOISE_STREAM = 7
+_PROBE_STREAM = 8
+
+
+class StepProbe(eqx.Module):
+    """Per-step perturbation probes of one layer's pre-activations, each started from the
+    unperturbed state (the study's first node-perturbation variant: "return all the neurons
+    to the same state every timestep for sampling").
+
+    At every step ``t`` the simulation also advances, from the same pre-step state and with
+    the same neuron noise, ``K`` copies of layers ``layer .. last`` whose pre-activation at
+    ``layer`` is shifted by ``std * xi_k(t)``, ``xi_k ~ N(0, 1)``. With ``delta_k(t) =
+    readout . (y_k(t) - y(t))`` (``y``: last layer's output), the estimate of the derivative
+    of ``sum_t readout . y(t)`` with respect to the pre-activation at step ``t`` is
+    ``g(t) = sum_k delta_k(t) xi_k(t) / (K std)``, and the trace's ``probe_eligibility``
+    holds ``sum_t x(t)^T g(t)`` (weight), ``sum_t g(t)`` (bias) and, for a recurrent layer,
+    ``sum_t y_layer(t-1)^T g(t)``. Only the effect within the same step is seen: the probes
+    never change the state the run continues from.
+
+    Attributes:
+        layer: index of the probed layer.
+        words: uint32 ``(K, 2, n_out)`` key words of the ``K`` probe streams.
+        std: probe size (units of the layer's drive).
+        readout: ``(n_last,)`` weights on the last layer's outputs.
+    """
+
+    layer: int = eqx.field(static=True)
+    words: Array
+    std: float | Array
+    readout: Array
 
 
 class Trace(eqx.Module):
@@ -287,6 +317,7 @@ class Trace(eqx.Module):
     dt: Any
     valid: Array  # bool scalar: False if any state ever blew up during the run
     eligibility: tuple[dict[str, Array], ...] | None = None  # one per correlating NodeNoise
+    probe_eligibility: tuple[dict[str, Array], ...] | None = None  # one per StepProbe
 
     def spike_times(self, layer: int = -1) -> list[np.ndarray]:
         """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
@@ -372,6 +403,7 @@ def simulate(
     record: Record = Record(),
     check: bool = True,
     noise: NodeNoise | tuple[NodeNoise, ...] = (),
+    probes: StepProbe | tuple[StepProbe, ...] = (),
 ) -> Trace:
     """Integrate ``net`` for ``steps`` steps of ``dt`` ms from rest.
 
@@ -396,6 +428,20 @@ def simulate(
     _validate(net, inputs, dt, steps, inject)
     noise = (noise,) if isinstance(noise, NodeNoise) else tuple(noise)
     _validate_noise(net, noise)
+    probes = (probes,) if isinstance(probes, StepProbe) else tuple(probes)
+    for pr in probes:
+        if not isinstance(pr, StepProbe) or not -len(net.layers) <= pr.layer < len(net.layers):
+            raise ValueError(f"probes must be StepProbe objects on existing layers, got {pr!r}.")
+        n = net.layers[pr.layer].n_out
+        if np.ndim(pr.words) != 3 or np.shape(pr.words)[1:] != (2, n):
+            raise ValueError(
+                f"StepProbe.words must have shape (K, 2, {n}), got {np.shape(pr.words)}."
+            )
+        if np.shape(pr.readout) != (net.layers[-1].n_out,):
+            raise ValueError(
+                f"StepProbe.readout must have shape ({net.layers[-1].n_out},), "
+                f"got {np.shape(pr.readout)}."
+            )
     layers = net.layers
     n_layers = len(layers)
     inj_layer = None if inject is None else inject.layer % n_layers
@@ -429,6 +475,13 @@ def simulate(
         if la.recurrent is not None:
             e["recurrent"] = jnp.zeros((la.n_out, la.n_out), dtype)
         elig0.append(e if nn.correlate else None)
+    for pr in probes:
+        la = layers[pr.layer % n_layers]
+        e = {"weight": jnp.zeros((la.n_in, la.n_out), dtype), "bias": jnp.zeros((la.n_out,), dtype)}
+        if la.recurrent is not None:
+            e["recurrent"] = jnp.zeros((la.n_out, la.n_out), dtype)
+        elig0.append(e)
+    n_noise_elig = len(noise)
     counts = tuple(jnp.zeros((la.n_out,), jnp.int32) for la in layers) if record.counts else None
     sums = tuple(jnp.zeros((la.n_out,), dtype) for la in layers) if record.mean_output else None
 
@@ -448,7 +501,9 @@ def simulate(
         t = x_t["t"]
         x = x_t["x"] if per_step_input else inputs
         new_n, new_s, new_prev, outs = [], [], [], []
+        layer_in, drives, step_keys = [], [], []
         for i, layer in enumerate(layers):
+            layer_in.append(x)
             # A constant input's drive is computed once, outside the loop (for MNIST it is
             # a 784 x 100 product, far more work than the neurons' step).
             drive = drive0 if (i == 0 and drive0 is not None) else x @ layer.weight + layer.bias
@@ -469,14 +524,45 @@ def simulate(
                     if layer.recurrent is not None:
                         e["recurrent"] = e["recurrent"] + jnp.outer(prev[i], eta)
                     elig[j] = e
+            drives.append(drive)
             s_state, current = layer.synapse.step(s_states[i], drive, dt)
             k = None if words[i] is None else StepKey(words[i], t)
+            step_keys.append(k)
             n_state, out = layer.neuron.step(n_states[i], current, dt, key=k)
             new_n.append(n_state)
             new_s.append(s_state)
             new_prev.append(out.value if layer.recurrent is not None else None)
             outs.append(out)
             x = out.value
+        for j, pr in enumerate(probes):
+            first = pr.layer % n_layers
+            xi = normal(StepKey(jnp.moveaxis(pr.words, 1, 0), t, stream=_PROBE_STREAM), dtype)
+
+            def probe_output(eta, first=first):
+                # Layers first..last again from their pre-step states, same neuron noise.
+                x_p = None
+                for i in range(first, n_layers):
+                    la = layers[i]
+                    if i == first:
+                        drive = drives[i] + eta
+                    else:
+                        drive = x_p @ la.weight + la.bias
+                        if la.recurrent is not None:
+                            drive = drive + prev[i] @ la.recurrent
+                    _, current = la.synapse.step(s_states[i], drive, dt)
+                    _, out = la.neuron.step(n_states[i], current, dt, key=step_keys[i])
+                    x_p = out.value
+                return x_p
+
+            y_k = jax.vmap(probe_output)(pr.std * xi)  # (K, n_last)
+            delta = (y_k - outs[-1].value) @ pr.readout.astype(dtype)  # (K,)
+            g = (delta @ xi) / (xi.shape[0] * pr.std)
+            e = dict(elig[n_noise_elig + j])
+            e["weight"] = e["weight"] + jnp.outer(layer_in[first], g)
+            e["bias"] = e["bias"] + g
+            if layers[first].recurrent is not None:
+                e["recurrent"] = e["recurrent"] + jnp.outer(prev[first], g)
+            elig[n_noise_elig + j] = e
         if cnt is not None:
             cnt = tuple(c + o.spike.astype(jnp.int32) for c, o in zip(cnt, outs, strict=True))
         if sm is not None:
@@ -515,5 +601,6 @@ def simulate(
         final_state=final_n,
         dt=dt,
         valid=ok,
-        eligibility=tuple(e for e in elig if e is not None) or None,
+        eligibility=tuple(e for e in elig[:n_noise_elig] if e is not None) or None,
+        probe_eligibility=tuple(elig[n_noise_elig:]) or None,
     )

@@ -96,7 +96,7 @@ class NetworkObjective(AbstractObjective):
         net = jax.tree.map(swap, self.net, is_leaf=lambda x: isinstance(x, AbstractNeuron))
         return NetworkObjective(net, self.inputs, self.targets, self.loss, self.dt, self.steps)
 
-    def _simulate(self, params: Any, x: Array, key: Array, noise=()) -> Any:
+    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=()) -> Any:
         return simulate(
             self.network(params),
             x,
@@ -106,6 +106,7 @@ class NetworkObjective(AbstractObjective):
             record=Record(counts=False),
             check=False,
             noise=noise,
+            probes=probes,
         )
 
     def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
@@ -140,6 +141,26 @@ class NetworkObjective(AbstractObjective):
 
         losses, elig = jax.vmap(one)(self.inputs, self.targets, keys, noise)
         return losses, jax.tree.map(lambda e: e.sum(0), elig)
+
+    def probe_eligibility(self, params: Any, key: Array, probes: Any) -> Any:
+        """The probe sums of :class:`~weakgrad.network.StepProbe` s (stacked per example),
+        summed over the batch."""
+        keys = jax.random.split(key, self.batch_size)
+
+        def one(x, k, pr):
+            return self._simulate(params, x, k, probes=pr).probe_eligibility
+
+        elig = jax.vmap(one)(self.inputs, keys, probes)
+        return jax.tree.map(lambda e: e.sum(0), elig)
+
+    def readout_gradient(self, params: Any, key: Array) -> tuple[Array, Array]:
+        """Per-example losses ``(B,)`` and the gradient of the batch-mean loss with respect to
+        each example's readout ``(B, n_out)`` (autodiff through the loss only, never
+        through the network)."""
+        readout, valid = self.readout(params, key)
+        losses, grads = jax.vmap(jax.value_and_grad(self.loss))(readout, self.targets)
+        losses = jnp.where(valid, losses, jnp.nan)
+        return losses, grads / self.batch_size
 
     def __call__(self, params: Any, key: Array) -> Array:
         return self.per_example(params, key).mean()

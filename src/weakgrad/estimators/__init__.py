@@ -13,6 +13,7 @@ from weakgrad.estimators.autodiff import Autodiff, SurrogateGradient
 from weakgrad.estimators.combinators import Alternate, Masked, layer_groups
 from weakgrad.estimators.finite_difference import SPSA, CentralDifference
 from weakgrad.estimators.mollified import MollifiedMonteCarlo, MollifiedQuadrature
+from weakgrad.estimators.node_perturbation import NodePerturbation, StepwiseNodePerturbation
 from weakgrad.estimators.regression import Regression, regression_slope
 from weakgrad.estimators.smoothing import GaussianSmoothing, centered_ranks
 
@@ -29,25 +30,43 @@ __all__ = [
     "SPSA",
     "MollifiedMonteCarlo",
     "MollifiedQuadrature",
+    "NodePerturbation",
+    "StepwiseNodePerturbation",
     "Regression",
     "regression_slope",
     "GaussianSmoothing",
     "centered_ranks",
     "all_estimators",
+    "network_estimators",
 ]
 
 
 def all_estimators() -> list[AbstractEstimator]:
-    """One instance of every estimator that works on any objective, with small settings."""
+    """One instance of every estimator that works on any objective, with small settings.
+
+    Node perturbation (both variants) and surrogate gradients need a network objective;
+    ``network_estimators()`` lists them."""
     return [
         CentralDifference(step=1e-3),
         SPSA(step=1e-2, samples=32),
         Regression(sigma=1e-2, samples=64),
         Regression(sigma=1e-2, samples=64, refresh_every=4),
+        Regression(sigma=1e-2, samples=64, antithetic=True),
         GaussianSmoothing(sigma=1e-2, samples=64),
         GaussianSmoothing(sigma=1e-2, samples=64, antithetic=False, rank_shaping=True),
         MollifiedMonteCarlo(width=1e-2, samples=64),
         Autodiff(),
         Alternate(GaussianSmoothing(sigma=1e-2, samples=64)),
         Masked(Regression(sigma=1e-2, samples=64), {"a": True, "b": False}),
+    ]
+
+
+def network_estimators() -> list[AbstractEstimator]:
+    """Estimators that need a :class:`~weakgrad.network_objective.NetworkObjective`."""
+    from weakgrad.surrogates import SuperSpike
+
+    return [
+        NodePerturbation(sigma=1e-2, samples=64),
+        StepwiseNodePerturbation(sigma=1e-2, samples=64),
+        SurrogateGradient(SuperSpike()),
     ]

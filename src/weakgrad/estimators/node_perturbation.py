@@ -1,5 +1,10 @@
 """Node perturbation: perturb a layer's pre-activations instead of its weights.
 
+Both variants of study 000 ("Optimizing Methods to Make Them VIABLE"):
+:class:`NodePerturbation` lets the perturbed networks run freely with the injected noise;
+:class:`StepwiseNodePerturbation` probes every step from the unperturbed state.
+
+
 For ``alpha_i = x_{i-1} W_i + b_i`` the chain rule gives ``dL/dW_i = x_{i-1}^T dL/dalpha_i``,
 so noise on the ``n_out`` pre-activations replaces noise on the ``n_in * n_out`` weights
 (study 000, "Optimizing Methods to Make Them VIABLE"). In a network simulated over time the
@@ -28,11 +33,27 @@ import jax.numpy as jnp
 from jax import Array
 
 from weakgrad.estimators._base import AbstractEstimator, EstimatorInfo, _check_positive
-from weakgrad.network import NodeNoise
+from weakgrad.network import NodeNoise, StepProbe
 from weakgrad.objective import AbstractObjective, _shard_population
 from weakgrad.random import stream_keys
 
-__all__ = ["NodePerturbation"]
+__all__ = ["NodePerturbation", "StepwiseNodePerturbation"]
+
+
+def _layers(objective: Any, layers: tuple[int, ...] | None, owner: str) -> tuple[int, ...]:
+    if not hasattr(objective, "eligibility"):
+        raise TypeError(
+            f"{owner} perturbs a network's pre-activations and needs a "
+            f"NetworkObjective, got {type(objective).__name__}; use a weight-space "
+            "estimator (Regression, GaussianSmoothing) for other objectives."
+        )
+    n_layers = len(objective.net.layers)
+    chosen = tuple(range(n_layers)) if layers is None else layers
+    if not chosen or any(not -n_layers <= i < n_layers for i in chosen):
+        raise ValueError(
+            f"{owner}.layers={layers} must name layers of the {n_layers}-layer network."
+        )
+    return tuple(sorted({i % n_layers for i in chosen}))
 
 
 class NodePerturbation(AbstractEstimator):
@@ -62,20 +83,7 @@ class NodePerturbation(AbstractEstimator):
     def estimate(
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
-        if not hasattr(objective, "eligibility"):
-            raise TypeError(
-                "NodePerturbation perturbs a network's pre-activations and needs a "
-                f"NetworkObjective, got {type(objective).__name__}; use a weight-space "
-                "estimator (Regression, GaussianSmoothing) for other objectives."
-            )
-        n_layers = len(objective.net.layers)
-        layers = tuple(range(n_layers)) if self.layers is None else self.layers
-        if not layers or any(not -n_layers <= i < n_layers for i in layers):
-            raise ValueError(
-                f"NodePerturbation.layers={self.layers} must name layers of the "
-                f"{n_layers}-layer network."
-            )
-        layers = tuple(sorted({i % n_layers for i in layers}))
+        layers = _layers(objective, self.layers, "NodePerturbation")
         s, b = self.samples, objective.batch_size
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
         sigma = jnp.asarray(self.sigma, dtype)
@@ -118,3 +126,67 @@ class NodePerturbation(AbstractEstimator):
             grads[i] = {name: elig[j][name].astype(dtype) for name in grads[i]}
         info = EstimatorInfo(jnp.asarray(s + 1, jnp.int32), base_losses.mean())
         return tuple(grads), state, info
+
+
+class StepwiseNodePerturbation(AbstractEstimator):
+    """Node perturbation probed at every step from the unperturbed state.
+
+    The network runs once unperturbed; the loss's gradient with respect to the readout
+    (the time-averaged output of the last layer) is taken by autodiff through the loss
+    function only. Then, at every step, ``samples`` probes shift the layer's pre-activations
+    by ``sigma * xi`` from the unperturbed state and measure the change of the readout's
+    contribution in that step (:class:`~weakgrad.network.StepProbe`); the per-step
+    derivatives are multiplied by the layer's input at that step and summed over time.
+
+    Only the immediate effect of a perturbation (within its step, through the layers above)
+    is seen, never its effect on later steps; this is the variant's approximation. It is
+    exact in expectation for a network simulated for a single step (an ordinary
+    feed-forward network), and for the last layer it sees every effect the readout has.
+
+    Attributes:
+        sigma: probe size on the pre-activations (units of the layer's drive).
+        samples: probes per step ``K``; the cost is about ``K`` extra network steps per step.
+        layers: probed layers (None: all).
+    """
+
+    sigma: float = 0.1
+    samples: int = eqx.field(static=True, default=16)
+    layers: tuple[int, ...] | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        _check_positive("StepwiseNodePerturbation", sigma=self.sigma)
+        if not (isinstance(self.samples, int) and self.samples >= 1):
+            raise ValueError(
+                f"StepwiseNodePerturbation.samples must be an int >= 1 (probes per step), "
+                f"got {self.samples!r}."
+            )
+
+    def estimate(
+        self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
+    ) -> tuple[Any, Any, EstimatorInfo]:
+        layers = _layers(objective, self.layers, "StepwiseNodePerturbation")
+        k, b = self.samples, objective.batch_size
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        k_noise, k_sim = jax.random.split(key)
+        losses, readout_grad = objective.readout_gradient(params, k_sim)
+        weights = readout_grad / objective.steps  # readout = mean over steps
+        probes = tuple(
+            StepProbe(
+                i,
+                jnp.moveaxis(
+                    stream_keys(
+                        jax.random.fold_in(k_noise, i), (b, k, objective.net.layers[i].n_out)
+                    ),
+                    0,
+                    2,
+                ),  # (B, K, 2, n)
+                jnp.full((b,), self.sigma, dtype),
+                weights.astype(dtype),
+            )
+            for i in layers
+        )
+        elig = objective.probe_eligibility(params, k_sim, probes)
+        grads = list(jax.tree.map(jnp.zeros_like, params))
+        for j, i in enumerate(layers):
+            grads[i] = {name: elig[j][name].astype(dtype) for name in grads[i]}
+        return tuple(grads), state, EstimatorInfo(jnp.asarray(1 + k, jnp.int32), losses.mean())

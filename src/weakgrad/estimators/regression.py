@@ -46,12 +46,16 @@ from weakgrad.random import normal_array
 __all__ = ["Regression", "regression_slope"]
 
 
-def _gram(z: Array, wide: bool) -> Array:
-    zc = z - z.mean(0)
+def _center(z: Array, intercept: bool) -> Array:
+    return z - z.mean(0) if intercept else z
+
+
+def _gram(z: Array, wide: bool, intercept: bool = True) -> Array:
+    zc = _center(z, intercept)
     if wide:
-        # Zc Zc^T is singular along the ones vector (centring); adding 1 1^T fixes that
-        # without changing the solution for centred right-hand sides.
-        return 1.0 + zc @ zc.T
+        # With an intercept Zc Zc^T is singular along the ones vector (centring); adding
+        # 1 1^T fixes that without changing the solution for centred right-hand sides.
+        return zc @ zc.T + (1.0 if intercept else 0.0)
     return zc.T @ zc
 
 
@@ -61,11 +65,14 @@ def _factor(gram: Array, ridge: float) -> Array:
     return cho_factor(gram + jitter * jnp.eye(n, dtype=gram.dtype), lower=True)[0]
 
 
-def _solve(chol: Array, z: Array, y: Array, wide: bool) -> tuple[Array, Array | None]:
-    """Slope of ``y ~ a + z b`` given the Cholesky factor of ``_gram(z, wide)``; also the
-    standard error of each slope in the tall case."""
-    zc = z - z.mean(0)
-    yc = y - y.mean()
+def _solve(
+    chol: Array, z: Array, y: Array, wide: bool, intercept: bool = True
+) -> tuple[Array, Array | None]:
+    """Slope of ``y ~ a + z b`` (or ``y ~ z b`` without intercept) given the Cholesky
+    factor of ``_gram(z, wide, intercept)``; also the standard error of each slope in the
+    tall case."""
+    zc = _center(z, intercept)
+    yc = y - y.mean() if intercept else y
     if wide:
         c = cho_solve((chol, True), yc)
         return zc.T @ c, None
@@ -74,7 +81,8 @@ def _solve(chol: Array, z: Array, y: Array, wide: bool) -> tuple[Array, Array | 
     rss = jnp.sum((yc - zc @ b) ** 2)
     # diag of (Zc^T Zc)^-1 = column norms of L^-1.
     l_inv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(d, dtype=z.dtype), lower=True)
-    var = rss / max(s - d - 1, 1) * jnp.sum(l_inv * l_inv, axis=0)
+    dof = max(s - d - (1 if intercept else 0), 1)
+    var = rss / dof * jnp.sum(l_inv * l_inv, axis=0)
     return b, jnp.sqrt(var)
 
 
@@ -104,6 +112,11 @@ class Regression(AbstractSamplingEstimator):
             (1: every estimate, fully independent samples). See the module docstring.
         ridge: Cholesky jitter relative to the mean diagonal of the Gram matrix; keeps the
             solve finite near ``S = d + 1``, where the Gram matrix is worst conditioned.
+        antithetic: draw ``S/2`` perturbations and evaluate each with both signs. The
+            least-squares fit with intercept on this design is exactly the fit of the half
+            differences ``(y(+z) - y(-z)) / 2`` on ``z``: even-order terms of the loss (its
+            curvature) cancel, and the Gram matrix is ``S/2`` wide, so the solve costs a
+            quarter. Exact on linear losses from ``S >= 2d`` (instead of ``d + 1``).
         common_noise: the same neuron-noise key for every perturbation of one estimate.
     """
 
@@ -111,11 +124,17 @@ class Regression(AbstractSamplingEstimator):
     samples: int = eqx.field(static=True, default=100)
     refresh_every: int = eqx.field(static=True, default=1)
     ridge: float = 1e-6
+    antithetic: bool = eqx.field(static=True, default=False)
     common_noise: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         _check_positive("Regression", sigma=self.sigma)
         _check_samples("Regression", self.samples, 2)
+        if self.antithetic and self.samples % 2:
+            raise ValueError(
+                f"Regression.samples must be even with antithetic=True (pairs), got "
+                f"{self.samples}; use {self.samples + 1} or antithetic=False."
+            )
         if not (isinstance(self.refresh_every, int) and self.refresh_every >= 1):
             raise ValueError(
                 f"Regression.refresh_every must be an int >= 1, got {self.refresh_every!r}."
@@ -123,17 +142,24 @@ class Regression(AbstractSamplingEstimator):
         if not self.ridge >= 0:
             raise ValueError(f"Regression.ridge must be >= 0, got {self.ridge!r}.")
 
+    def _rows(self, d: int) -> tuple[int, bool, bool]:
+        """Rows of the design matrix, whether it is wide, and whether it has an intercept."""
+        if self.antithetic:
+            n = self.samples // 2
+            return n, n <= d, False
+        return self.samples, self.samples <= d + 1, True
+
     def _base(self, key: Array, d: int, dtype: Any) -> tuple[Array, Array]:
-        wide = self.samples <= d + 1
-        z0 = normal_array(key, (self.samples, d), dtype)
-        return z0, _factor(_gram(z0, wide), self.ridge)
+        n, wide, intercept = self._rows(d)
+        z0 = normal_array(key, (n, d), dtype)
+        return z0, _factor(_gram(z0, wide, intercept), self.ridge)
 
     def init_flat(self, theta: Array) -> Any:
         if self.refresh_every == 1:
             return ()
         d = theta.shape[0]
-        s = self.samples
-        n = s if s <= d + 1 else d
+        s, wide, _ = self._rows(d)
+        n = s if wide else d
         return RegressionState(
             jnp.asarray(0, jnp.int32),
             jnp.zeros((s, d), theta.dtype),
@@ -145,11 +171,11 @@ class Regression(AbstractSamplingEstimator):
     ) -> tuple[Array, Any, EstimatorInfo]:
         k_base, k_perm, k_sign, k_noise = jax.random.split(key, 4)
         s, d = self.samples, theta.shape[0]
-        wide = s <= d + 1
+        n, wide, intercept = self._rows(d)
         sigma = jnp.asarray(self.sigma, theta.dtype)
         if self.refresh_every == 1:
-            z = normal_array(k_base, (s, d), theta.dtype)
-            chol = _factor(_gram(z, wide), self.ridge)
+            z0, chol = self._base(k_base, d, theta.dtype)
+            z = z0
             perm = signs = None
         else:
             z0, chol = jax.lax.cond(
@@ -161,12 +187,14 @@ class Regression(AbstractSamplingEstimator):
             perm = jax.random.permutation(k_perm, d)
             signs = jnp.sign(normal_array(k_sign, (d,), theta.dtype))
             z = z0[:, perm] * signs
-        losses = f(theta + sigma * z, population_keys(k_noise, s, self.common_noise))
+        points = jnp.concatenate([z, -z]) if self.antithetic else z
+        losses = f(theta + sigma * points, population_keys(k_noise, s, self.common_noise))
+        y = (losses[:n] - losses[n:]) / 2 if self.antithetic else losses
         if perm is None or wide:
-            b, se = _solve(chol, z, losses, wide)
+            b, se = _solve(chol, z, y, wide, intercept)
         else:
             # z = z0 P D is a change of coordinates: fit on z0 (whose factor we hold), map back.
-            b0, se0 = _solve(chol, z0, losses, wide)
+            b0, se0 = _solve(chol, z0, y, wide, intercept)
             b, se = b0[perm] * signs, se0[perm]
         stderr = None if se is None else se / sigma
         return b / sigma, state, EstimatorInfo(jnp.asarray(s, jnp.int32), losses.mean(), stderr)
