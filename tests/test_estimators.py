@@ -10,6 +10,7 @@ import optax
 import pytest
 
 import weakgrad as wg
+import weakgrad.losses
 from weakgrad.estimators import (
     SPSA,
     Alternate,
@@ -475,3 +476,32 @@ def test_network_estimators_contract(est):
         assert a.dtype == jnp.float32
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.all(np.isfinite(_flat(g1))) and int(info.evals) >= 1
+
+
+def test_stepwise_probes_see_exactly_the_within_step_effect():
+    # Linear units behind an exponential synapse: a drive change at step t moves that
+    # step's output by a = 1 - exp(-dt/tau) and later outputs too. The stepwise variant
+    # must report only the within-step part: a * x (dL/dreadout), whatever the later steps.
+    tau, dt, steps = 4.0, 1.0, 20
+    w = jnp.asarray([[0.5, -0.2], [0.1, 0.3], [-0.4, 0.2]])
+    net = wg.Network((wg.Layer(w, jnp.zeros(2), wg.Linear(), wg.Exponential(tau)),))
+    x = jnp.asarray([[1.0, 0.5, -0.5], [0.2, -1.0, 0.3]])
+    targets = jnp.asarray([[1.0, 0.0], [0.0, 1.0]])
+    obj = NetworkObjective(net, x, targets, wg.losses.MSE(), dt=dt, steps=steps)
+    p = obj.params()
+    readout, _ = obj.readout(p, jax.random.key(0))
+    dl = jax.vmap(jax.grad(wg.losses.MSE()))(readout, targets) / 2  # batch mean
+    a = 1 - np.exp(-dt / tau)
+    expected = a * np.asarray(x).T @ np.asarray(dl)
+    g, _, _ = _estimate(
+        StepwiseNodePerturbation(sigma=0.1, samples=4096), obj, p, (), jax.random.key(1)
+    )
+    np.testing.assert_allclose(
+        np.asarray(g[0]["weight"]), expected, rtol=0.1, atol=0.03 * np.abs(expected).max()
+    )
+    np.testing.assert_allclose(
+        np.asarray(g[0]["bias"]), a * np.asarray(dl).sum(0), rtol=0.1, atol=1e-3
+    )
+    # Autodiff sees the later steps too: a different (larger) gradient.
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    assert np.linalg.norm(np.asarray(ref[0]["weight"])) > 1.5 * np.linalg.norm(expected)
