@@ -36,6 +36,38 @@ def _use_all_cores() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+def _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0, seed):
+    """The single-neuron turn-off landscape with a progress bar (shared by commands)."""
+    import jax
+    import numpy as np
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from weakgrad.landscape import sweep_1d
+    from weakgrad.neurons import HodgkinHuxley
+    from weakgrad.tasks import SingleNeuronTurnOff
+
+    task = SingleNeuronTurnOff(HodgkinHuxley(noise_std=noise), i0=i0, tau_ms=tau_ms, dt_ms=dt_ms)
+    w = np.linspace(w_min, w_max, points)
+    with Progress(
+        TextColumn("[bold]landscape"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} w"),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        job = bar.add_task("sweep", total=points)
+        return sweep_1d(
+            task.evaluate_trials,
+            w,
+            trials=trials,
+            key=jax.random.key(seed),
+            current=lambda x: x * i0,
+            chunk=max(jax.device_count(), 128),
+            progress=lambda n: bar.advance(job, n),
+        )
+
+
 @app.command()
 def landscape(
     w_min: Annotated[float, typer.Option(help="Smallest weight.")] = 0.0,
@@ -69,34 +101,11 @@ def landscape(
     if x64:
         jax.config.update("jax_enable_x64", True)
     import numpy as np
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from weakgrad.landscape import sweep_1d
-    from weakgrad.neurons import HodgkinHuxley
     from weakgrad.plots import plot_landscape, save_figure
-    from weakgrad.tasks import SingleNeuronTurnOff
 
-    task = SingleNeuronTurnOff(HodgkinHuxley(noise_std=noise), i0=i0, tau_ms=tau_ms, dt_ms=dt_ms)
-    w = np.linspace(w_min, w_max, points)
     out.mkdir(parents=True, exist_ok=True)
-    with Progress(
-        TextColumn("[bold]landscape"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} w"),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-        job = bar.add_task("sweep", total=points)
-        result = sweep_1d(
-            task.evaluate_trials,
-            w,
-            trials=trials,
-            key=jax.random.key(seed),
-            current=lambda x: x * i0,
-            chunk=max(jax.device_count(), 128),
-            progress=lambda n: bar.advance(job, n),
-        )
+    result = _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0, seed)
     result.to_csv(out / "landscape.csv")
     save_figure(plot_landscape(result), out / "landscape.png")
     meta = {
@@ -319,6 +328,107 @@ def gradcheck(
     typer.echo(
         f"wrote {out / 'gradcheck.csv'} ({len(result.rows)} estimates); at S={max(sample_list)} "
         + "; ".join(parts)
+    )
+
+
+DESCEND_METHODS = ("fd", "regression", "mollified")
+
+
+@app.command()
+def descend(
+    method: Annotated[str, typer.Option(help="fd | regression | mollified.")] = "fd",
+    eta: Annotated[float, typer.Option(help="Learning rate (w units per unit slope).")] = 0.1,
+    w0: Annotated[float, typer.Option(help="Starting weight.")] = 1.5,
+    steps: Annotated[int, typer.Option(help="Descent steps.")] = 50,
+    growth: Annotated[float, typer.Option(help="Learning-rate factor per step.")] = 1.0,
+    neighbours: Annotated[int, typer.Option(help="regression: points on each side.")] = 10,
+    width: Annotated[float, typer.Option(help="mollified: bump half-width (w units).")] = 0.1,
+    landscape_csv: Annotated[
+        Path | None,
+        typer.Option("--landscape", help="A landscape.csv to descend (default: compute one)."),
+    ] = None,
+    points: Annotated[int, typer.Option(help="Grid points when computing the curve.")] = 301,
+    tau_ms: Annotated[float, typer.Option(help="Simulated time per point, ms.")] = 1000.0,
+    seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/descend"),
+) -> None:
+    """Gradient descent on the sampled single-neuron loss curve with slopes read from the
+    samples (finite differences, local regression, or finite differences of the mollified
+    curve); writes path.csv, path.png and descend.json."""
+    if method not in DESCEND_METHODS:
+        raise UsageError(f"--method must be one of {', '.join(DESCEND_METHODS)}, got {method!r}.")
+    if eta <= 0 or growth <= 0:
+        raise UsageError(f"--eta and --growth must be > 0, got {eta} and {growth}.")
+    if steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {steps}.")
+    if points < 3:
+        raise UsageError(f"--points must be >= 3, got {points}.")
+
+    import numpy as np
+
+    from weakgrad.descend import CentralSlope, RegressionSlope, grid_descent
+    from weakgrad.io import write_json
+    from weakgrad.landscape import Landscape1D
+    from weakgrad.mollify import BumpKernel, mollify_curve
+    from weakgrad.plots import plot_descent, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    if landscape_csv is not None:
+        if not landscape_csv.is_file():
+            raise UsageError(f"--landscape {landscape_csv} does not exist; run weakgrad landscape.")
+        curve = Landscape1D.from_csv(landscape_csv)
+    else:
+        curve = _single_neuron_sweep(0.0, 3.0, points, 1, 0.0, tau_ms, 0.01, 34.6, seed)
+        curve.to_csv(out / "landscape.csv")
+    w, loss = np.asarray(curve.w), np.asarray(curve.loss_mean)
+    if not w[0] <= w0 <= w[-1]:
+        raise UsageError(f"--w0 {w0} lies outside the curve's range [{w[0]:g}, {w[-1]:g}].")
+    smooth = None
+    if method == "mollified":
+        smooth = mollify_curve(w, loss, BumpKernel(width))
+        target, rule = smooth.y, CentralSlope()
+    elif method == "regression":
+        target, rule = loss, RegressionSlope(neighbours)
+    else:
+        target, rule = loss, CentralSlope()
+    path = grid_descent(w, target, w0=w0, eta=eta, steps=steps, slope=rule, growth=growth)
+    path.to_csv(out / "path.csv")
+    if smooth is not None:
+        from weakgrad.io import write_csv
+
+        write_csv(
+            out / "mollified.csv",
+            ["w", "loss", "mollified", "valid"],
+            (
+                [float(a), float(b), float(c), bool(d)]
+                for a, b, c, d in zip(w, loss, smooth.y, smooth.valid, strict=True)
+            ),
+        )
+    title = (
+        f"{method}: eta={eta:g}" + (f" x {growth:g}/step" if growth != 1 else "") + f", w0={w0:g}"
+    )
+    save_figure(
+        plot_descent(w, loss, path, smooth=None if smooth is None else smooth.y, title=title),
+        out / "path.png",
+    )
+    tail = path.distinct_tail()
+    outcome = {1: "stopped (flat slope)", 2: "oscillating between two points"}.get(
+        tail, "still moving"
+    )
+    write_json(
+        out / "descend.json",
+        {
+            "method": method, "eta": eta, "w0": w0, "steps": steps, "growth": growth,
+            "neighbours": neighbours if method == "regression" else None,
+            "width": width if method == "mollified" else None,
+            "landscape": str(landscape_csv) if landscape_csv else str(out / "landscape.csv"),
+            "final_w": float(path.w[-1]), "final_loss": float(path.loss[-1]),
+            "distinct_points_last_10_steps": tail, "outcome": outcome,
+        },
+    )  # fmt: skip
+    typer.echo(
+        f"wrote {out / 'path.csv'}: w {path.w[0]:g} -> {path.w[-1]:g}, loss {path.loss[0]:.4g} -> "
+        f"{path.loss[-1]:.4g}; last 10 steps: {outcome}"
     )
 
 

@@ -13,7 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from weakgrad.landscape import Landscape1D  # noqa: E402
 
-__all__ = ["plot_landscape", "save_figure", "plot_gradcheck", "plot_gradient_heatmap"]
+__all__ = [
+    "plot_landscape",
+    "save_figure",
+    "plot_gradcheck",
+    "plot_gradient_heatmap",
+    "plot_descent",
+]
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
@@ -135,4 +141,30 @@ def plot_gradient_heatmap(
     axes[0].set_ylabel("postsynaptic neuron (column of W)")
     fig.colorbar(im, ax=axes, label="dL/dW")
     fig.suptitle(title)
+    return fig
+
+
+def plot_descent(w, loss, path, *, smooth=None, title: str = ""):
+    """The sampled loss curve (and its mollified version), with the descent path on it."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(w, loss, color="tab:blue", lw=0.8, label="sampled loss")
+    if smooth is not None:
+        ax.plot(w, smooth, color="tab:orange", lw=1.2, label="mollified")
+    on = smooth if smooth is not None else loss
+    idx = np.searchsorted(w, path.w)
+    sc = ax.scatter(
+        path.w,
+        np.asarray(on)[np.clip(idx, 0, len(w) - 1)],
+        c=path.step,
+        cmap="viridis",
+        s=18,
+        zorder=3,
+        label="path",
+    )
+    fig.colorbar(sc, ax=ax, label="step")
+    ax.set_xlabel("input weight w")
+    ax.set_ylabel("loss: mean output over tau")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
     return fig
