@@ -1,0 +1,114 @@
+"""Mollification of curves and traces, and gradient descent on sampled curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from weakgrad.descend import CentralSlope, RegressionSlope, grid_descent
+from weakgrad.mollify import BumpKernel, GaussianKernel, mollify_curve, mollify_trace
+
+
+@pytest.mark.parametrize("kernel", [BumpKernel(0.3), GaussianKernel(0.1)], ids=["bump", "gauss"])
+def test_kernels_have_unit_mass(kernel):
+    x = np.linspace(-kernel.radius, kernel.radius, 20001)
+    assert np.trapezoid(kernel.weights(x), x) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_bump_is_compact_gaussian_is_not():
+    assert BumpKernel(0.3).weights(np.array([0.3, 0.5, -1.0])).max() == 0.0
+    assert GaussianKernel(0.1).weights(np.array([0.35]))[0] > 0.0
+
+
+def test_constant_stays_constant_up_to_the_borders():
+    x = np.linspace(0, 1, 201)
+    m = mollify_curve(x, np.full(201, 2.5), BumpKernel(0.1))
+    np.testing.assert_allclose(m.y, 2.5, rtol=1e-12)
+    assert not m.valid[:20].any() and m.valid[20:-20].all() and not m.valid[-20:].any()
+
+
+def test_smooth_function_changes_by_order_width_squared():
+    x = np.linspace(0, 2 * np.pi, 4001)
+    f = np.sin(x)
+    errs = []
+    for width in (0.2, 0.4):
+        m = mollify_curve(x, f, BumpKernel(width))
+        errs.append(np.max(np.abs(m.y - f)[m.valid]))
+    assert errs[1] / errs[0] == pytest.approx(4.0, rel=0.05)
+    assert errs[0] < 0.01
+
+
+def test_step_becomes_a_monotone_smooth_ramp_of_the_kernel_width():
+    x = np.linspace(-1, 1, 2001)
+    step = (x > 0).astype(float)
+    width = 0.2
+    m = mollify_curve(x, step, BumpKernel(width))
+    assert np.all(np.diff(m.y) >= -1e-12)
+    assert np.all(m.y[x < -width - 1e-9] == 0) and np.allclose(m.y[x > width + 1e-9], 1)
+    inside = np.abs(x) < 0.9 * width
+    assert np.all((m.y[inside] > 0) & (m.y[inside] < 1))
+    assert m.y[np.argmin(np.abs(x))] == pytest.approx(0.5, abs=0.01)
+    # Its slope is the kernel: the ramp is smooth.
+    slope = np.gradient(m.y, x)
+    np.testing.assert_allclose(slope, BumpKernel(width).weights(x), atol=0.05)
+
+
+def test_trace_repeated_application_widens_the_invalid_border():
+    dt = 0.01
+    v = np.zeros((1000, 2))
+    v[500:510] = 40.0  # a 0.1 ms "spike"
+    once = mollify_trace(v, dt, BumpKernel(0.1))
+    thrice = mollify_trace(v, dt, BumpKernel(0.1), times=3)
+    assert np.sum(~thrice.valid) == 3 * np.sum(~once.valid)
+    assert thrice.y.max() < once.y.max() < 40.0  # each pass spreads the spike further
+    assert np.sum(thrice.y[:, 0]) == pytest.approx(np.sum(v[:, 0]), rel=1e-9)
+
+
+def test_bad_kernels_and_grids():
+    with pytest.raises(ValueError, match="BumpKernel.width must be > 0"):
+        BumpKernel(0.0)
+    with pytest.raises(ValueError, match="below the grid spacing"):
+        mollify_curve(np.linspace(0, 1, 11), np.zeros(11), BumpKernel(0.05))
+    with pytest.raises(ValueError, match="uniform grid"):
+        mollify_curve(np.array([0.0, 0.1, 0.5]), np.zeros(3), BumpKernel(0.5))
+
+
+def _staircase():
+    # A bowl seen through a quantiser: flat steps with jumps, like spike-count plateaus.
+    w = np.linspace(0, 3, 301)
+    return w, np.floor(((w - 2.0) ** 2) / 0.2) * 0.2
+
+
+def test_finite_differences_get_stuck_where_regression_and_mollification_converge():
+    w, loss = _staircase()
+    stuck = grid_descent(w, loss, w0=0.5, eta=0.1, steps=100)
+    # Stuck on a plateau (zero slope) above the bottom: the loss never reaches its minimum.
+    assert stuck.distinct_tail() <= 2 and stuck.loss[-1] > loss.min() + 0.1
+    reg = grid_descent(w, loss, w0=0.5, eta=0.02, steps=100, slope=RegressionSlope(10), growth=1.03)
+    assert reg.loss[-1] == loss.min()  # the bottom plateau, |w - 2| < 0.45
+    smooth = mollify_curve(w, loss, BumpKernel(0.3)).y
+    moll = grid_descent(w, smooth, w0=0.5, eta=0.05, steps=100, growth=1.03)
+    assert moll.loss[-1] == pytest.approx(smooth.min(), abs=0.02) and abs(moll.w[-1] - 2.0) < 0.45
+    # Paths are deterministic, start where asked and stay on the grid.
+    again = grid_descent(w, loss, w0=0.5, eta=0.1, steps=100)
+    np.testing.assert_array_equal(stuck.w, again.w)
+    assert stuck.w[0] == pytest.approx(0.5) and np.all(np.isin(reg.w, w))
+
+
+def test_slopes_on_a_line_are_exact():
+    w = np.linspace(0, 1, 11)
+    loss = 3.0 * w - 1.0
+    for rule in (CentralSlope(), RegressionSlope(3)):
+        assert rule(w, loss, 5) == pytest.approx(3.0) and rule(w, loss, 0) == pytest.approx(3.0)
+
+
+def test_descent_bad_input():
+    w, loss = _staircase()
+    with pytest.raises(ValueError, match="outside the grid"):
+        grid_descent(w, loss, w0=5.0, eta=0.1, steps=3)
+    with pytest.raises(ValueError, match="eta and growth must be > 0"):
+        grid_descent(w, loss, w0=1.0, eta=0.0, steps=3)
+    bad = loss.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        grid_descent(w, bad, w0=1.0, eta=0.1, steps=3)
