@@ -117,3 +117,70 @@ def test_gradcheck_bad_input(tmp_path, args, needle):
     r = _cli("gradcheck", *args, "--out", str(tmp_path))
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_landscape_complete_graph_zoom_mollify_and_2d(tmp_path):
+    out = tmp_path / "cg"
+    r = _cli(
+        "landscape", "--task", "complete-graph", "--zoom", "100", "200", "--points", "40",
+        "--tau-ms", "100", "--dt-ms", "0.05", "--mollify", "10", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with open(out / "landscape.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 40 and float(rows[0]["w"]) == 100.0 and float(rows[-1]["w"]) == 200.0
+    with open(out / "landscape_mollified.csv") as f:
+        moll = list(csv.DictReader(f))
+    assert {"w", "loss_mean", "loss_mollified", "valid"} <= set(moll[0])
+    assert (out / "bands.csv").exists() and "band" in r.stdout
+    meta = json.loads((out / "landscape.json").read_text())
+    assert meta["task"] == "complete-graph" and meta["zoom"] == [100.0, 200.0]
+
+    out2 = tmp_path / "cg2d"
+    r = _cli(
+        "landscape", "--task", "complete-graph", "--neurons", "3", "--2d", "--points", "5",
+        "--tau-ms", "20", "--dt-ms", "0.05", "--center", "5", "--out", str(out2),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with open(out2 / "landscape2d.csv") as f:
+        assert len(list(csv.DictReader(f))) == 25
+    assert (out2 / "landscape2d.png").stat().st_size > 10_000
+    assert (out2 / "landscape2d.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--2d"], "--2d and --neurons need --task complete-graph"),
+        (["--task", "ring"], "--task must be one of single-neuron, complete-graph"),
+        (["--task", "complete-graph", "--direction", "up"], "--direction must be one of"),
+        (["--task", "complete-graph", "--2d"], "--2d needs at least 2 weights"),
+        (["--mollify", "0"], "--mollify must be a positive half-width"),
+    ],
+)
+def test_landscape_new_options_bad_input(tmp_path, args, needle):
+    r = _cli("landscape", *args, "--out", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr
+
+
+def test_descend_writes_path_and_outcome(tmp_path):
+    land = tmp_path / "land"
+    r = _cli("landscape", "--points", "61", "--tau-ms", "100", "--out", str(land))
+    assert r.returncode == 0, r.stderr
+    for method in ["fd", "regression", "mollified"]:
+        out = tmp_path / method
+        r = _cli(
+            "descend", "--method", method, "--landscape", str(land / "landscape.csv"),
+            "--steps", "20", "--growth", "1.05", "--neighbours", "3", "--width", "0.2",
+            "--out", str(out),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        with open(out / "path.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 21 and {"step", "w", "loss"} <= set(rows[0])
+        assert float(rows[0]["w"]) == pytest.approx(1.5)
+        assert (out / "path.png").stat().st_size > 10_000
+        assert json.loads((out / "descend.json").read_text())["method"] == method
+    bad = _cli("descend", "--method", "newton", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "--method must be one of fd, regression, mollified" in bad.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -68,21 +67,84 @@ def _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0,
         )
 
 
+LANDSCAPE_TASKS = ("single-neuron", "complete-graph")
+DIRECTIONS = ("weight", "uniform", "random")
+
+
 @app.command()
 def landscape(
-    w_min: Annotated[float, typer.Option(help="Smallest weight.")] = 0.0,
-    w_max: Annotated[float, typer.Option(help="Largest weight.")] = 3.0,
-    points: Annotated[int, typer.Option(help="Number of weights in [w-min, w-max].")] = 301,
+    task: Annotated[str, typer.Option(help="single-neuron | complete-graph.")] = "single-neuron",
+    neurons: Annotated[int, typer.Option(help="complete-graph: number of neurons.")] = 1,
+    direction: Annotated[
+        str,
+        typer.Option(
+            help="complete-graph: weight (W[0,0] alone) | uniform (all weights) | random "
+            "(filter-normalised Gaussian direction)."
+        ),
+    ] = "uniform",
+    two_d: Annotated[
+        bool, typer.Option("--2d", help="complete-graph: 2-D sweep over two random directions.")
+    ] = False,
+    w_min: Annotated[
+        float | None,
+        typer.Option(help="Smallest weight / step (default 0; graph -50; random or 2-D -1)."),
+    ] = None,
+    w_max: Annotated[
+        float | None, typer.Option(help="Largest weight / step (default 3; graph 300; random 1).")
+    ] = None,
+    zoom: Annotated[
+        tuple[float, float] | None, typer.Option(help="LO HI: sweep only [LO, HI] (a zoom).")
+    ] = None,
+    points: Annotated[
+        int | None, typer.Option(help="Points in [w-min, w-max] (default 301; per axis 51 in 2-D).")
+    ] = None,
     trials: Annotated[int, typer.Option(help="Noisy trials (neurons) per weight.")] = 1,
     noise: Annotated[float, typer.Option(help="Noise current std, uA/cm^2 per step.")] = 0.0,
     tau_ms: Annotated[float, typer.Option(help="Simulated duration per trial, ms.")] = 1000.0,
     dt_ms: Annotated[float, typer.Option(help="Time step, ms.")] = 0.01,
-    i0: Annotated[float, typer.Option(help="Input current per unit weight, uA/cm^2.")] = 34.6,
+    i0: Annotated[
+        float, typer.Option(help="single-neuron: current per unit weight, uA/cm^2.")
+    ] = 34.6,
+    bias: Annotated[float, typer.Option(help="complete-graph: bias current, uA/cm^2.")] = 10.0,
+    center: Annotated[
+        float, typer.Option(help="complete-graph: base weight of random-direction sweeps.")
+    ] = 0.0,
+    mollify: Annotated[
+        float | None, typer.Option(help="Also mollify the curve with a bump of this half-width.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
     x64: Annotated[bool, typer.Option("--x64", help="Simulate in float64.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/landscape"),
 ) -> None:
-    """Loss landscape of the single-neuron turn-off task: sweep w, write landscape.csv/.png."""
+    """Loss landscape of a turn-off task: sweep a weight (or a direction), write
+    landscape.csv/.png/.json (2-D: landscape2d.npz/.csv/.png)."""
+    if task not in LANDSCAPE_TASKS:
+        raise UsageError(f"--task must be one of {', '.join(LANDSCAPE_TASKS)}, got {task!r}.")
+    if direction not in DIRECTIONS:
+        raise UsageError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}.")
+    graph = task == "complete-graph"
+    if not graph and (two_d or neurons != 1):
+        raise UsageError(
+            "--2d and --neurons need --task complete-graph (the single neuron has one weight)."
+        )
+    if neurons < 1:
+        raise UsageError(f"--neurons must be >= 1, got {neurons}.")
+    if two_d and neurons * neurons < 2:
+        raise UsageError("--2d needs at least 2 weights: use --neurons 2 or more.")
+    if zoom is not None:
+        w_min, w_max = zoom
+    # Defaults: the input weight for one neuron; the recurrent weight for the graph; steps
+    # in units of the filter-normalised direction (1 = the base weights' own scale).
+    lo, hi = (
+        (0.0, 3.0)
+        if not graph
+        else (-1.0, 1.0)
+        if two_d or direction == "random"
+        else (-50.0, 300.0)
+    )
+    w_min = lo if w_min is None else w_min
+    w_max = hi if w_max is None else w_max
+    points = (51 if two_d else 301) if points is None else points
     if points < 2:
         raise UsageError(f"--points must be >= 2, got {points}.")
     if trials < 1:
@@ -95,6 +157,8 @@ def landscape(
         raise UsageError(f"--dt-ms must be > 0, got {dt_ms}; try 0.01.")
     if tau_ms <= 0 or tau_ms < dt_ms:
         raise UsageError(f"--tau-ms must be positive and >= --dt-ms, got {tau_ms}; try 1000.")
+    if mollify is not None and not mollify > 0:
+        raise UsageError(f"--mollify must be a positive half-width, got {mollify}.")
 
     import jax
 
@@ -102,39 +166,152 @@ def landscape(
         jax.config.update("jax_enable_x64", True)
     import numpy as np
 
-    from weakgrad.plots import plot_landscape, save_figure
+    from weakgrad.io import write_csv, write_json
+    from weakgrad.plots import plot_landscape, plot_landscape_2d, save_figure
 
     out.mkdir(parents=True, exist_ok=True)
-    result = _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0, seed)
-    result.to_csv(out / "landscape.csv")
-    save_figure(plot_landscape(result), out / "landscape.png")
     meta = {
-        "task": "single-neuron",
-        "w_min": w_min,
-        "w_max": w_max,
-        "points": points,
-        "trials": trials,
-        "noise": noise,
-        "tau_ms": tau_ms,
-        "dt_ms": dt_ms,
-        "i0": i0,
-        "seed": seed,
-        "dtype": "float64" if x64 else "float32",
-    }
-    tmp = out / "landscape.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / "landscape.json")
-    peak = int(np.argmax(result.spikes_mean))
-    after = np.nonzero(result.spikes_mean[peak:] < 0.5 * result.spikes_mean[peak])[0]
-    stop = (
-        f"repetitive firing stops near w={result.w[peak + after[0]]:.3g}"
-        if after.size
-        else "repetitive firing does not stop in this range"
+        "task": task, "w_min": w_min, "w_max": w_max, "points": points, "trials": trials,
+        "noise": noise, "tau_ms": tau_ms, "dt_ms": dt_ms, "seed": seed,
+        "dtype": "float64" if x64 else "float32", "zoom": list(zoom) if zoom else None,
+    }  # fmt: skip
+    if graph:
+        meta.update(neurons=neurons, direction=direction, bias=bias, center=center, two_d=two_d)
+        result = _complete_graph_sweep(
+            neurons, direction, two_d, w_min, w_max, points, trials, noise, tau_ms, dt_ms,
+            bias, center, seed,
+        )  # fmt: skip
+        if two_d:
+            result.to_npz(out / "landscape2d.npz")
+            result.to_csv(out / "landscape2d.csv")
+            title = f"complete graph of {neurons} HH neurons: two filter-normalised directions"
+            save_figure(plot_landscape_2d(result, title=title), out / "landscape2d.png")
+            write_json(out / "landscape.json", meta)
+            typer.echo(
+                f"wrote {out / 'landscape2d.csv'} and {out / 'landscape2d.png'} "
+                f"({points} x {points} points; loss {result.loss_mean.min():.4g} to "
+                f"{result.loss_mean.max():.4g})"
+            )
+            return
+    else:
+        meta["i0"] = i0
+        result = _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0, seed)
+    result.to_csv(out / "landscape.csv")
+    smooth = None
+    if mollify is not None:
+        from weakgrad.mollify import BumpKernel, mollify_curve
+
+        smooth = mollify_curve(result.w, result.loss_mean, BumpKernel(mollify))
+        write_csv(
+            out / "landscape_mollified.csv",
+            ["w", "loss_mean", "loss_mollified", "valid"],
+            (
+                [float(a), float(b), float(c), bool(d)]
+                for a, b, c, d in zip(
+                    result.w, result.loss_mean, smooth.y, smooth.valid, strict=True
+                )
+            ),
+        )
+        meta["mollify"] = mollify
+    if graph:
+        what = {
+            "weight": "W[0,0]",
+            "uniform": "all recurrent weights",
+            "random": "random direction",
+        }
+        title = (
+            f"complete graph of {neurons} HH neuron{'s' if neurons > 1 else ''}: {what[direction]}"
+        )
+        xlabel = {
+            "weight": "recurrent weight W[0,0] (uA/cm^2 per unit release)",
+            "uniform": "recurrent weight w, all connections (uA/cm^2 per unit release)",
+            "random": "step along the random direction",
+        }[direction]
+    else:
+        title = xlabel = None
+    fig = plot_landscape(
+        result, title=title, xlabel=xlabel, smooth=None if smooth is None else smooth.y
     )
+    save_figure(fig, out / "landscape.png")
+    if graph:
+        from weakgrad.landscape import detect_bands
+
+        bands = detect_bands(result.w, result.loss_mean, window=max(2, min(50, points // 10)))
+        write_csv(
+            out / "bands.csv",
+            ["w", "bands"],
+            zip(bands.w.tolist(), bands.count.tolist(), strict=True),
+        )
+        meta["max_bands"] = bands.max_count
+        many = bands.w[bands.count > 1]
+        stop = (
+            f"up to {bands.max_count} loss bands (multi-valued) between w={many.min():.4g} and "
+            f"{many.max():.4g}"
+            if many.size
+            else "one loss band everywhere"
+        )
+    else:
+        peak = int(np.argmax(result.spikes_mean))
+        after = np.nonzero(result.spikes_mean[peak:] < 0.5 * result.spikes_mean[peak])[0]
+        stop = (
+            f"repetitive firing stops near w={result.w[peak + after[0]]:.3g}"
+            if after.size
+            else "repetitive firing does not stop in this range"
+        )
+    write_json(out / "landscape.json", meta)
     typer.echo(
         f"wrote {out / 'landscape.csv'} and {out / 'landscape.png'} "
         f"({points} points x {trials} trial{'s' if trials != 1 else ''}; {stop})"
     )
+
+
+def _complete_graph_sweep(
+    n, direction, two_d, w_min, w_max, points, trials, noise, tau_ms, dt_ms, bias, center, seed
+):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from weakgrad.landscape import along, random_direction, sweep_1d, sweep_2d
+    from weakgrad.neurons import HodgkinHuxley
+    from weakgrad.tasks import CompleteGraphTurnOff
+
+    task = CompleteGraphTurnOff(
+        n, HodgkinHuxley(noise_std=noise), bias=bias, tau_ms=tau_ms, dt_ms=dt_ms
+    )
+    k_sim, k_dir = jax.random.split(jax.random.key(seed))
+    total = points * points if two_d else points
+    grid = np.linspace(w_min, w_max, points)
+    with Progress(
+        TextColumn("[bold]landscape"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} points"),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        job = bar.add_task("sweep", total=total)
+        chunk = max(jax.device_count(), 128)
+        if two_d:
+            base = task.uniform(center)
+            k1, k2 = jax.random.split(k_dir)
+            d1, d2 = random_direction(k1, base), random_direction(k2, base)
+            return sweep_2d(
+                task.evaluate_trials, base, d1, d2, grid, grid, trials=trials, key=k_sim,
+                chunk=chunk, progress=lambda m: bar.advance(job, m),
+            )  # fmt: skip
+        if direction == "uniform":
+            base, d = task.uniform(0.0), task.uniform(1.0)
+        elif direction == "weight":
+            base, d = task.uniform(0.0), jnp.zeros((n, n)).at[0, 0].set(1.0)
+        else:
+            base = task.uniform(center)
+            d = random_direction(k_dir, base)
+        return sweep_1d(
+            along(task.evaluate_trials, base, d), grid, trials=trials, key=k_sim,
+            chunk=chunk, progress=lambda m: bar.advance(job, m),
+        )  # fmt: skip
 
 
 GRADCHECK_MODELS = ("linear", "ann", "hh-short")

@@ -290,9 +290,11 @@ def detect_bands(
     """Count the branches of a "multi-function" (study 000, "Training Complete Graph").
 
     In each window of ``window`` consecutive points the loss values are sorted; a jump
-    larger than ``min_gap`` between neighbours starts a new band, and bands with fewer than
-    ``min_points`` points are dropped (stray points). The default ``min_gap`` is 5% of the
-    curve's loss range. On an ordinary curve every window has one band.
+    larger than ``min_gap`` between neighbours separates clusters, and clusters with fewer
+    than ``min_points`` points are dropped (stray points). The window's band count is the
+    largest number of clusters whose ``w``-ranges overlap at one ``w``: branches that
+    coexist, as opposed to one curve with a jump. The default ``min_gap`` is 5% of the
+    curve's loss range. On an ordinary curve, jumps included, every window has one band.
     """
     w, loss = np.asarray(w, float), np.asarray(loss, float)
     if w.shape != loss.shape or w.ndim != 1 or w.size < window or window < 2:
@@ -301,9 +303,14 @@ def detect_bands(
         min_gap = 0.05 * float(np.ptp(loss)) or 1e-12
     centres, counts = [], []
     for start in range(0, w.size - window + 1, window):
-        vals = np.sort(loss[start : start + window])
-        cuts = np.flatnonzero(np.diff(vals) > min_gap)
-        sizes = np.diff(np.concatenate([[0], cuts + 1, [vals.size]]))
-        counts.append(max(1, int(np.sum(sizes >= min_points))))
-        centres.append(float(w[start : start + window].mean()))
+        ws, ls = w[start : start + window], loss[start : start + window]
+        order = np.argsort(ls)
+        cuts = np.flatnonzero(np.diff(ls[order]) > min_gap)
+        groups = np.split(order, cuts + 1)
+        spans = [(ws[g].min(), ws[g].max()) for g in groups if g.size >= min_points]
+        # Branches coexist where their w-ranges overlap; a jump of one curve gives
+        # clusters side by side, never overlapping, and counts as one band.
+        count = max((sum(lo <= x <= hi for lo, hi in spans) for x in ws), default=1)
+        counts.append(max(1, int(count)))
+        centres.append(float(ws.mean()))
     return Bands(np.asarray(centres), np.asarray(counts), float(min_gap))

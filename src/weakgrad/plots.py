@@ -19,6 +19,7 @@ __all__ = [
     "plot_gradcheck",
     "plot_gradient_heatmap",
     "plot_descent",
+    "plot_landscape_2d",
 ]
 
 
@@ -32,11 +33,32 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
     return path
 
 
-def plot_landscape(result: Landscape1D, *, title: str | None = None):
+def plot_landscape(
+    result: Landscape1D,
+    *,
+    title: str | None = None,
+    xlabel: str | None = None,
+    smooth: np.ndarray | None = None,
+):
     """Loss (left axis, blue) and number of spikes (right axis, orange) against ``w``, as in
-    the study's first figures; a band of one standard error where there are trials."""
+    the study's first figures; a band of one standard error where there are trials; the
+    mollified loss (black) where given. A point marker where the curve is many-valued."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(result.w, result.loss_mean, color="tab:blue", lw=1.0, label="loss")
+    # Zooms of many-valued curves: points only (a line would draw false branches).
+    style = "-" if len(result.w) < 500 else "none"
+    ax.plot(
+        result.w,
+        result.loss_mean,
+        color="tab:blue",
+        lw=0.8,
+        ls=style,
+        marker=".",
+        ms=1.5,
+        label="loss",
+    )
+    if smooth is not None:
+        ax.plot(result.w, smooth, color="black", lw=1.2, label="mollified loss")
+        ax.legend(fontsize=8, loc="upper right")
     if result.trials > 1:
         ax.fill_between(
             result.w,
@@ -46,7 +68,7 @@ def plot_landscape(result: Landscape1D, *, title: str | None = None):
             alpha=0.25,
             lw=0,
         )
-    ax.set_xlabel("input weight w (current = w * I0)")
+    ax.set_xlabel(xlabel or "input weight w (current = w * I0)")
     ax.set_ylabel("loss: mean output over tau", color="tab:blue")
     ax.tick_params(axis="y", labelcolor="tab:blue")
     ax2 = ax.twinx()
@@ -55,11 +77,12 @@ def plot_landscape(result: Landscape1D, *, title: str | None = None):
         "number of spikes" + (" (trial mean)" if result.trials > 1 else ""), color="tab:orange"
     )
     ax2.tick_params(axis="y", labelcolor="tab:orange")
-    top = ax.secondary_xaxis(
-        "top",
-        functions=(lambda w: w * _i0(result), lambda c: c / _i0(result)),
-    )
-    top.set_xlabel("input current (uA/cm^2)")
+    if np.isfinite(result.current).any():
+        top = ax.secondary_xaxis(
+            "top",
+            functions=(lambda w: w * _i0(result), lambda c: c / _i0(result)),
+        )
+        top.set_xlabel("input current (uA/cm^2)")
     trials = f"{result.trials} trial" + ("s" if result.trials != 1 else "")
     ax.set_title(title or f"Single HH neuron loss landscape ({trials})")
     fig.tight_layout()
@@ -166,5 +189,21 @@ def plot_descent(w, loss, path, *, smooth=None, title: str = ""):
     ax.set_ylabel("loss: mean output over tau")
     ax.legend(fontsize=8)
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_landscape_2d(result, *, title: str = ""):
+    """Heat map with contours of a 2-D landscape over two directions."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    extent = (result.beta[0], result.beta[-1], result.alpha[0], result.alpha[-1])
+    im = ax.imshow(result.loss_mean, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+    ax.contour(
+        result.beta, result.alpha, result.loss_mean, colors="white", linewidths=0.5, levels=10
+    )
+    fig.colorbar(im, ax=ax, label="loss: mean output over tau")
+    ax.set_xlabel("step along direction 2 (filter-normalised)")
+    ax.set_ylabel("step along direction 1 (filter-normalised)")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
