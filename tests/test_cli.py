@@ -184,3 +184,16 @@ def test_descend_writes_path_and_outcome(tmp_path):
         assert json.loads((out / "descend.json").read_text())["method"] == method
     bad = _cli("descend", "--method", "newton", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "--method must be one of fd, regression, mollified" in bad.stderr
+
+
+def test_scorecheck(tmp_path):
+    r = _cli("scorecheck", "--samples", "20,200", "--points", "41", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "scorecheck.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 41 and {"x", "reference", "monte_carlo_20", "quadrature_200"} <= set(
+        rows[0]
+    )
+    errs = json.loads((tmp_path / "scorecheck.json").read_text())["errors"]
+    assert errs["quadrature_20"]["rms_border"] < errs["monte_carlo_20"]["rms_border"]
+    assert (tmp_path / "scorecheck.png").stat().st_size > 10_000

@@ -112,3 +112,23 @@ def test_descent_bad_input():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         grid_descent(w, bad, w0=1.0, eta=0.1, steps=3)
+
+
+def test_score_function_blows_up_at_the_borders_where_quadrature_does_not():
+    from weakgrad.score_vs_quadrature import score_vs_quadrature
+
+    r = score_vs_quadrature(samples=(100, 1000), seed=0)
+    border, centre = np.abs(r.x) > 8, np.abs(r.x) < 4
+
+    def err(g, where):
+        return float(np.sqrt(np.mean((g - r.reference)[where] ** 2)))
+
+    mc100, mc1000 = r.monte_carlo[100], r.monte_carlo[1000]
+    assert err(mc100, border) > 5 * err(mc100, centre)  # blow-up where f is large
+    assert err(mc100, border) / err(mc1000, border) == pytest.approx(np.sqrt(10), rel=0.4)
+    assert err(r.quadrature[100], border) < 0.05 * err(mc100, border)
+    assert err(r.quadrature[1000], border) < err(r.quadrature[100], border)
+    # The reference itself: the smoothed gradient of a quadratic is exact.
+    q = score_vs_quadrature(lambda x: 0.5 * x**2, x=np.linspace(-3, 3, 7), samples=(50,))
+    np.testing.assert_allclose(q.reference, q.x, atol=1e-9)
+    np.testing.assert_allclose(q.quadrature[50], q.x, atol=1e-6)

@@ -20,6 +20,7 @@ __all__ = [
     "plot_gradient_heatmap",
     "plot_descent",
     "plot_landscape_2d",
+    "plot_score_vs_quadrature",
 ]
 
 
@@ -205,5 +206,37 @@ def plot_landscape_2d(result, *, title: str = ""):
     ax.set_xlabel("step along direction 2 (filter-normalised)")
     ax.set_ylabel("step along direction 1 (filter-normalised)")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_vs_quadrature(result, *, title: str = ""):
+    """Smoothed-gradient estimates along x: Monte-Carlo log trick vs quadrature, with the
+    reference and the loss itself."""
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(1, 2))
+    ax0.plot(result.x, result.loss, color="gray", lw=1)
+    ax0.set_ylabel("toy loss f(x)")
+    ax1.plot(result.x, result.reference, color="black", lw=2, label="reference (fine grid)")
+    colors = plt.cm.tab10.colors
+    for k, s in enumerate(sorted(result.monte_carlo)):
+        ax1.plot(
+            result.x,
+            result.monte_carlo[s],
+            color=colors[k],
+            lw=0.8,
+            label=f"Monte-Carlo log trick, S={s}",
+        )
+        ax1.plot(
+            result.x,
+            result.quadrature[s],
+            color=colors[k],
+            lw=1.5,
+            ls="--",
+            label=f"quadrature, {s} nodes",
+        )
+    ax1.set_xlabel("x (parameter)")
+    ax1.set_ylabel(f"gradient of smoothed loss (sigma={result.sigma:g})")
+    ax1.legend(fontsize=7)
+    ax0.set_title(title)
     fig.tight_layout()
     return fig
