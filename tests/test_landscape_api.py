@@ -112,3 +112,26 @@ def test_self_coupled_neuron_zoom_splits_into_bands():
         key=jax.random.key(0),
     )
     assert detect_bands(r.w, r.loss_mean, window=40).max_count >= 2
+
+
+def test_single_neuron_trials_as_one_network_equal_separate_simulations():
+    # evaluate_trials simulates all (w, trial) pairs as one network with explicit noise
+    # streams; each pair must see what evaluate() gives it alone (same noise, same spikes).
+    task = SingleNeuronTurnOff(wg.HodgkinHuxley(noise_std=5.0), tau_ms=30.0, dt_ms=0.02)
+    w = jnp.linspace(0.2, 2.5, 5)
+    keys = jax.random.split(jax.random.key(3), 3)
+    loss, count = jax.jit(task.evaluate_trials)(w, keys)
+    for i in range(5):
+        for j in range(3):
+            l1, c1 = task.evaluate(w[i], keys[j])
+            assert float(loss[i, j]) == pytest.approx(float(l1), rel=1e-5, abs=1e-9)
+            assert int(count[i, j]) == int(c1)
+    assert np.ptp(np.asarray(loss[2])) > 0  # trials differ
+
+
+def test_explicit_streams_are_validated():
+    net = wg.Network.independent(3, wg.HodgkinHuxley(noise_std=1.0))
+    with pytest.raises(
+        ValueError, match=r"streams\[0\] must be uint32 key words of shape \(2, 3\)"
+    ):
+        wg.simulate(net, jnp.ones(1), dt=0.01, steps=2, streams=(jnp.zeros((2, 2), jnp.uint32),))

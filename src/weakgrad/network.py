@@ -404,6 +404,7 @@ def simulate(
     check: bool = True,
     noise: NodeNoise | tuple[NodeNoise, ...] = (),
     probes: StepProbe | tuple[StepProbe, ...] = (),
+    streams: tuple[Array | None, ...] | None = None,
 ) -> Trace:
     """Integrate ``net`` for ``steps`` steps of ``dt`` ms from rest.
 
@@ -451,8 +452,17 @@ def simulate(
     inputs = jnp.asarray(inputs, dtype)
 
     words: list[Array | None] = []
+    if streams is not None and len(streams) != n_layers:
+        raise ValueError(f"streams must hold one entry per layer ({n_layers}), got {len(streams)}.")
     for i, layer in enumerate(layers):
-        if layer.neuron.stochastic:
+        if streams is not None and streams[i] is not None:
+            if np.shape(streams[i]) != (2, layer.n_out):
+                raise ValueError(
+                    f"streams[{i}] must be uint32 key words of shape (2, {layer.n_out}), got "
+                    f"{np.shape(streams[i])}; make them with weakgrad.random.stream_keys."
+                )
+            words.append(jnp.asarray(streams[i], jnp.uint32))
+        elif layer.neuron.stochastic:
             if key is None:
                 raise ValueError(
                     f"layer {i} has a stochastic neuron ({type(layer.neuron).__name__}): "

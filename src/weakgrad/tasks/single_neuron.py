@@ -16,6 +16,7 @@ from jax import Array
 
 from weakgrad.network import Network, simulate
 from weakgrad.neurons import HodgkinHuxley
+from weakgrad.random import stream_keys
 
 __all__ = ["SingleNeuronTurnOff"]
 
@@ -75,6 +76,29 @@ class SingleNeuronTurnOff(eqx.Module):
         return loss, trace.counts[0][0]
 
     def evaluate_trials(self, w: Array, keys: Array) -> tuple[Array, Array]:
-        """Vectorised over weights ``w`` (W,) and trial keys (N,): arrays of shape (W, N)."""
-        per_trial = jax.vmap(self.evaluate, in_axes=(None, 0))
-        return jax.vmap(per_trial, in_axes=(0, None))(w, keys)
+        """Vectorised over weights ``w`` (W,) and trial keys (N,): arrays of shape (W, N),
+        equal to :meth:`evaluate` at each pair.
+
+        All ``W x N`` neurons are simulated as one network (about twice as fast as a
+        ``vmap`` of single-neuron simulations on CPU), each with the noise stream that
+        :meth:`evaluate` would give it, so trial ``j`` sees the same noise at every ``w``
+        (common random numbers). A neuron whose state blew up gets a NaN loss.
+        """
+        w = jnp.asarray(w)
+        n_w, n_t = w.shape[0], keys.shape[0]
+        dtype = jnp.result_type(w, float)
+        words = jax.vmap(lambda k: stream_keys(jax.random.fold_in(k, 0), (1,)))(keys)  # (N,2,1)
+        words = jnp.tile(jnp.moveaxis(words[:, :, 0], 0, 1), (1, n_w))  # (2, W*N), trial-minor
+        net = Network.independent(n_w * n_t, self.neuron, weight=jnp.repeat(w, n_t).astype(dtype))
+        trace = simulate(
+            net,
+            jnp.full((1,), self.i0, dtype),
+            dt=self.dt_ms,
+            steps=self.steps,
+            streams=(words,) if self.neuron.stochastic else None,
+            check=False,
+        )
+        mean = trace.mean_output[0]
+        ok = self.neuron.is_valid(trace.final_state[0]) & jnp.isfinite(mean)
+        loss = jnp.where(ok, mean, jnp.nan)
+        return loss.reshape(n_w, n_t), trace.counts[0].reshape(n_w, n_t)
