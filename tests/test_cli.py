@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -94,6 +95,8 @@ def test_gradcheck_writes_csv_figures_and_settings(tmp_path):
     assert {int(r["evals"]) for r in node} == {5, 17}
     for name in ["gradcheck_vs_samples.png", "gradcheck_vs_sigma.png", "gradcheck_heatmap.png"]:
         assert (out / name).stat().st_size > 10_000
+    heat = np.load(out / "gradcheck_heatmap.npz")
+    assert heat["reference"].shape == heat["estimate"].shape == (100, 10)
     meta = json.loads((out / "gradcheck.json").read_text())
     assert meta["parameters_compared"] == 1010 and meta["layer"] == "output"
     assert "node: cos" in r.stdout

@@ -477,6 +477,15 @@ def gradcheck(
             label=f"{first}, S={max(sample_list)}",
         )
         save_figure(fig, out / "gradcheck_heatmap.png")
+        tmp = out / "gradcheck_heatmap.tmp.npz"  # the numbers behind the heat map
+        np.savez(
+            tmp,
+            reference=result.reference[take].reshape(rows, shape[1]),
+            estimate=result.examples[first][take].reshape(rows, shape[1]),
+            estimator=first,
+            layer=w_layer,
+        )
+        os.replace(tmp, out / "gradcheck_heatmap.npz")
     write_json(
         out / "gradcheck.json",
         {
