@@ -35,11 +35,24 @@ def _use_all_cores() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+def _progress(label: str, unit: str):
+    """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} " + unit),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
 def _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0, seed):
     """The single-neuron turn-off landscape with a progress bar (shared by commands)."""
     import jax
     import numpy as np
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from weakgrad.landscape import sweep_1d
     from weakgrad.neurons import HodgkinHuxley
@@ -47,14 +60,7 @@ def _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0,
 
     task = SingleNeuronTurnOff(HodgkinHuxley(noise_std=noise), i0=i0, tau_ms=tau_ms, dt_ms=dt_ms)
     w = np.linspace(w_min, w_max, points)
-    with Progress(
-        TextColumn("[bold]landscape"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} w"),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    with _progress("landscape", "w") as bar:
         job = bar.add_task("sweep", total=points)
         return sweep_1d(
             task.evaluate_trials,
@@ -271,7 +277,6 @@ def _complete_graph_sweep(
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from weakgrad.landscape import along, random_direction, sweep_1d, sweep_2d
     from weakgrad.neurons import HodgkinHuxley
@@ -283,14 +288,7 @@ def _complete_graph_sweep(
     k_sim, k_dir = jax.random.split(jax.random.key(seed))
     total = points * points if two_d else points
     grid = np.linspace(w_min, w_max, points)
-    with Progress(
-        TextColumn("[bold]landscape"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} points"),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    with _progress("landscape", "points") as bar:
         job = bar.add_task("sweep", total=total)
         chunk = max(jax.device_count(), 128)
         if two_d:
@@ -410,7 +408,6 @@ def gradcheck(
 
     import jax
     import numpy as np
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from weakgrad.diagnostics import gradcheck as run_gradcheck
     from weakgrad.io import write_json
@@ -434,14 +431,7 @@ def gradcheck(
     factories = _estimator_factories(names, layer, d)
     total = len(factories) * len(sample_list) * len(sigma_list) * repeats
     out.mkdir(parents=True, exist_ok=True)
-    with Progress(
-        TextColumn("[bold]gradcheck"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} estimates"),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    with _progress("gradcheck", "estimates") as bar:
         job = bar.add_task("grid", total=total)
         result = run_gradcheck(
             objective,

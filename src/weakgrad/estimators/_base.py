@@ -76,6 +76,16 @@ def _check_samples(owner: str, samples: Any, minimum: int = 1) -> None:
         )
 
 
+def _check_pairs(owner: str, samples: Any, antithetic: bool) -> None:
+    """``samples`` >= 1, and even (>= 2) when perturbations come in +/- pairs."""
+    _check_samples(owner, samples, 2 if antithetic else 1)
+    if antithetic and samples % 2:
+        raise ValueError(
+            f"{owner}.samples must be even with antithetic=True (pairs), got {samples}; "
+            f"use {samples + 1} or antithetic=False."
+        )
+
+
 class AbstractSamplingEstimator(AbstractEstimator):
     """An estimator that only evaluates the objective at perturbed parameters.
 

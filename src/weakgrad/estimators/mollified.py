@@ -27,6 +27,7 @@ from weakgrad.estimators._base import (
     AbstractSamplingEstimator,
     EstimatorInfo,
     FlatObjective,
+    _check_pairs,
     _check_positive,
     _check_samples,
 )
@@ -95,12 +96,7 @@ class MollifiedMonteCarlo(AbstractSamplingEstimator):
 
     def __check_init__(self):
         _check_positive("MollifiedMonteCarlo", width=self.width)
-        _check_samples("MollifiedMonteCarlo", self.samples, 2 if self.antithetic else 1)
-        if self.antithetic and self.samples % 2:
-            raise ValueError(
-                f"MollifiedMonteCarlo.samples must be even with antithetic=True, got "
-                f"{self.samples}."
-            )
+        _check_pairs("MollifiedMonteCarlo", self.samples, self.antithetic)
 
     def estimate_flat(
         self, f: FlatObjective, theta: Array, state: Any, *, key: Array

@@ -37,6 +37,7 @@ from weakgrad.estimators._base import (
     AbstractSamplingEstimator,
     EstimatorInfo,
     FlatObjective,
+    _check_pairs,
     _check_positive,
     _check_samples,
 )
@@ -130,11 +131,7 @@ class Regression(AbstractSamplingEstimator):
     def __check_init__(self):
         _check_positive("Regression", sigma=self.sigma)
         _check_samples("Regression", self.samples, 2)
-        if self.antithetic and self.samples % 2:
-            raise ValueError(
-                f"Regression.samples must be even with antithetic=True (pairs), got "
-                f"{self.samples}; use {self.samples + 1} or antithetic=False."
-            )
+        _check_pairs("Regression", self.samples, self.antithetic)
         if not (isinstance(self.refresh_every, int) and self.refresh_every >= 1):
             raise ValueError(
                 f"Regression.refresh_every must be an int >= 1, got {self.refresh_every!r}."

@@ -20,8 +20,8 @@ from weakgrad.estimators._base import (
     AbstractSamplingEstimator,
     EstimatorInfo,
     FlatObjective,
+    _check_pairs,
     _check_positive,
-    _check_samples,
 )
 from weakgrad.objective import population_keys
 from weakgrad.random import normal_array
@@ -63,12 +63,7 @@ class GaussianSmoothing(AbstractSamplingEstimator):
 
     def __check_init__(self):
         _check_positive("GaussianSmoothing", sigma=self.sigma)
-        _check_samples("GaussianSmoothing", self.samples, 2 if self.antithetic else 1)
-        if self.antithetic and self.samples % 2:
-            raise ValueError(
-                f"GaussianSmoothing.samples must be even with antithetic=True (pairs), got "
-                f"{self.samples}; use {self.samples + 1} or antithetic=False."
-            )
+        _check_pairs("GaussianSmoothing", self.samples, self.antithetic)
 
     def estimate_flat(
         self, f: FlatObjective, theta: Array, state: Any, *, key: Array
