@@ -200,3 +200,21 @@ def test_scorecheck(tmp_path):
     errs = json.loads((tmp_path / "scorecheck.json").read_text())["errors"]
     assert errs["quadrature_20"]["rms_border"] < errs["monte_carlo_20"]["rms_border"]
     assert (tmp_path / "scorecheck.png").stat().st_size > 10_000
+
+
+def test_train_command_runs_a_config_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "configs/mnist-linear.toml", "--set", "train.steps=4", "--set",
+            "train.eval_every=2", "--set", "train.eval_size=20", "--set", "task.train_size=40",
+            "--set", "estimator.samples=8", "--out", str(out)]  # fmt: skip
+    r = _cli(*args, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and {"test_accuracy", "seconds"} <= set(summary)
+    again = _cli("train", "--out", str(out), cwd=str(tmp_path))
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    resumed = _cli("train", "--resume", "--out", str(out), cwd=str(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    bad = _cli("train", "--set", "estimator.samples=-3", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "estimator.samples = -3 must be > 0" in bad.stderr

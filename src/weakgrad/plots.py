@@ -21,6 +21,7 @@ __all__ = [
     "plot_descent",
     "plot_landscape_2d",
     "plot_score_vs_quadrature",
+    "plot_training",
 ]
 
 
@@ -238,5 +239,35 @@ def plot_score_vs_quadrature(result, *, title: str = ""):
     ax1.set_ylabel(f"gradient of smoothed loss (sigma={result.sigma:g})")
     ax1.legend(fontsize=7)
     ax0.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(rows: list[dict]):
+    """Training loss per step and validation loss / accuracy where evaluated."""
+    step = np.asarray([int(r["step"]) for r in rows])
+    loss = np.asarray([float(r["loss"]) for r in rows])
+    ev = [r for r in rows if r.get("val_loss")]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(step, loss, lw=0.8, label="training batch")
+    if ev:
+        ax1.plot(
+            [int(r["step"]) for r in ev],
+            [float(r["val_loss"]) for r in ev],
+            "o-",
+            ms=3,
+            label="validation",
+        )
+        ax2.plot(
+            [int(r["step"]) for r in ev], [100 * float(r["val_accuracy"]) for r in ev], "o-", ms=3
+        )
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("loss")
+    ax1.legend(fontsize=8)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("validation accuracy (%)")
+    ax2.set_ylim(0, 100)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -1,0 +1,186 @@
+"""Training configurations: TOML files validated into frozen dataclasses.
+
+A config has four sections, ``[task]``, ``[estimator]``, ``[optimizer]`` and ``[train]``;
+every key has a default, so a file lists only what it changes. ``--set section.key=value``
+overrides a key from the command line (values parsed as TOML literals: ``0.1``, ``true``,
+``"adam"``). Unknown sections or keys, wrong types and values outside the allowed set raise
+:class:`ConfigError` naming the field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "TaskConfig", "EstimatorConfig", "OptimizerConfig", "TrainLoopConfig",
+           "TrainConfig", "config_from_dict", "load_config", "parse_overrides"]  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    name: str = "mnist"
+    model: str = "ann"
+    duration_ms: float = 10.0
+    dt_ms: float = 0.05
+    init: str = "gaussian"
+    data_dir: str = ""
+    train_size: int = 0  # 0: all training digits
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimatorConfig:
+    name: str = "regression"
+    samples: int = 100
+    sigma: float = 0.01
+    alternate: bool = True
+    antithetic: bool = False
+    clip: float = 0.0  # autodiff: global-norm clip, 0 = none
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "adam"
+    learning_rate: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainLoopConfig:
+    steps: int = 200
+    batch_size: int = 10
+    eval_every: int = 50
+    eval_size: int = 400
+    checkpoint_every: int = 50
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    task: TaskConfig = TaskConfig()
+    estimator: EstimatorConfig = EstimatorConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainLoopConfig = TrainLoopConfig()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+ALLOWED = {
+    ("task", "name"): ("mnist",),
+    ("task", "model"): ("linear", "ann", "hh"),
+    ("task", "init"): ("gaussian", "orthogonal"),
+    ("estimator", "name"): (
+        "regression",
+        "smoothing",
+        "spsa",
+        "node",
+        "node-stepwise",
+        "autodiff",
+    ),  # fmt: skip
+    ("optimizer", "name"): ("adam", "sgd"),
+}
+POSITIVE = {
+    ("task", "duration_ms"), ("task", "dt_ms"), ("estimator", "samples"),
+    ("estimator", "sigma"), ("optimizer", "learning_rate"), ("train", "steps"),
+    ("train", "batch_size"), ("train", "eval_every"), ("train", "eval_size"),
+    ("train", "checkpoint_every"),
+}  # fmt: skip
+NON_NEGATIVE = {("task", "train_size"), ("estimator", "clip"), ("train", "seed")}
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+_CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,
+            "train": TrainLoopConfig}  # fmt: skip
+
+
+def _check_value(section: str, key: str, value: Any, expected: type) -> Any:
+    name = f"{section}.{key}"
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if (
+        expected is bool
+        and not isinstance(value, bool)
+        or (expected is not bool and (isinstance(value, bool) or not isinstance(value, expected)))
+    ):
+        raise ConfigError(
+            f"{name} = {value!r} has type {type(value).__name__}; it must be a "
+            f"{expected.__name__} (e.g. {getattr(_CLASSES[section](), key)!r})."
+        )
+    allowed = ALLOWED.get((section, key))
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{name} = {value!r} is not allowed; choose one of {', '.join(allowed)}.")
+    if (section, key) in POSITIVE and not value > 0:
+        raise ConfigError(f"{name} = {value!r} must be > 0.")
+    if (section, key) in NON_NEGATIVE and value < 0:
+        raise ConfigError(f"{name} = {value!r} must be >= 0.")
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Validate a nested dict (as read from TOML or a run's config.json) into a config."""
+    sections = {}
+    for section, values in data.items():
+        if section not in _CLASSES:
+            raise ConfigError(
+                f"unknown section [{section}]; the sections are {', '.join(_CLASSES)}."
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table of keys, got {values!r}.")
+        cls = _CLASSES[section]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"unknown key {section}.{key}; the keys of [{section}] are {', '.join(fields)}."
+                )
+            expected = {"str": str, "int": int, "float": float, "bool": bool}[fields[key].type]
+            kwargs[key] = _check_value(section, key, value, expected)
+        sections[section] = cls(**kwargs)
+    cfg = TrainConfig(**sections)
+    if cfg.task.dt_ms > cfg.task.duration_ms:
+        raise ConfigError(
+            f"task.dt_ms = {cfg.task.dt_ms} is longer than task.duration_ms = "
+            f"{cfg.task.duration_ms}; make the duration at least one step."
+        )
+    return cfg
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, dict[str, Any]]:
+    """``["estimator.samples=50", ...]`` -> nested dict, values parsed as TOML literals."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(
+                f"--set {item!r} must look like section.key=value, e.g. train.steps=100."
+            )
+        path, raw = item.split("=", 1)
+        section, key = path.strip().split(".", 1)
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word: a string
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config (None: all defaults), apply ``--set`` overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist.")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}.") from None
+    for section, values in parse_overrides(overrides or []).items():
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"[{section}] must be a table of keys.")
+        data[section].update(values)
+    return config_from_dict(data)

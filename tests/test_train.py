@@ -1,0 +1,115 @@
+"""Training: configs validated with clear errors, metrics and checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from weakgrad.config import ConfigError, load_config
+from weakgrad.train import train
+
+
+def _cfg(tmp_path, text="", overrides=()):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return load_config(path, list(overrides))
+
+
+SMALL = [
+    "task.model=ann", "task.train_size=60", "train.steps=6", "train.batch_size=5",
+    "train.eval_every=3", "train.eval_size=20", "train.checkpoint_every=2",
+    "estimator.samples=12", "estimator.sigma=0.05",
+]  # fmt: skip
+
+
+def test_config_defaults_file_and_overrides(tmp_path):
+    cfg = _cfg(tmp_path, "[estimator]\nname = 'smoothing'\nsamples = 40\n", ["train.steps=7"])
+    assert cfg.estimator.name == "smoothing" and cfg.estimator.samples == 40
+    assert cfg.train.steps == 7 and cfg.optimizer.name == "adam"
+    assert load_config(None, ["optimizer.learning_rate=1"]).optimizer.learning_rate == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "needle"),
+    [
+        (
+            "[estimator]\nsamplez = 3\n",
+            [],
+            "unknown key estimator.samplez; the keys of [estimator] are",
+        ),
+        ("[trainer]\nsteps = 3\n", [], "unknown section [trainer]"),
+        ("[train]\nsteps = 'ten'\n", [], "train.steps = 'ten' has type str; it must be a int"),
+        ("", ["estimator.name=magic"], "estimator.name = 'magic' is not allowed; choose one of"),
+        ("", ["estimator.sigma=-1"], "estimator.sigma = -1.0 must be > 0"),
+        ("", ["train.batch_size=true"], "train.batch_size = True has type bool"),
+        ("", ["steps=3"], "--set 'steps=3' must look like section.key=value"),
+        ("[train\n", [], "is not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_field(tmp_path, text, overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        _cfg(tmp_path, text, overrides)
+    assert needle in str(err.value)
+
+
+def _params(run):
+    with np.load(run / "checkpoint.npz") as d:
+        return [d[f"leaf_{i}"] for i in range(int(d["n_leaves"]))], int(d["step"])
+
+
+def test_a_killed_run_resumes_to_the_same_parameters(tmp_path):
+    cfg = load_config(None, SMALL)
+    full = tmp_path / "full"
+    train(cfg, full)
+    killed = tmp_path / "killed"
+
+    class Killed(Exception):
+        pass
+
+    def die(step, row):
+        if step == 3:  # after the checkpoint at step 2 (and one more step)
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, killed, progress=die)
+    assert _params(killed)[1] == 4  # checkpoint after steps 0-3 (every 2 steps)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, killed)
+    summary = train(cfg, killed, resume=True)
+    a, step_a = _params(full)
+    b, step_b = _params(killed)
+    assert step_a == step_b == 6
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    with open(killed / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(6))
+    assert {"step", "loss", "evals", "seconds", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert rows[2]["val_accuracy"] != "" and rows[0]["val_accuracy"] == ""
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["steps"] == 6
+    assert json.loads((killed / "config.json").read_text())["train"]["steps"] == 6
+    assert (killed / "training.png").stat().st_size > 10_000
+
+
+def test_ann_with_regression_learns_a_small_problem(tmp_path):
+    cfg = load_config(
+        None,
+        SMALL[:2] + ["train.steps=40", "train.batch_size=10", "train.eval_every=40",
+                     "train.eval_size=20", "train.checkpoint_every=40", "estimator.samples=60",
+                     "estimator.sigma=0.05", "optimizer.learning_rate=0.02"],
+    )  # fmt: skip
+    train(cfg, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        losses = [float(r["loss"]) for r in csv.DictReader(f)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3])
+
+
+@pytest.mark.parametrize("name", ["mnist-linear", "mnist-ann", "mnist-hh-short", "mnist-hh-long"])
+def test_shipped_configs_are_valid(name):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    assert cfg.task.name == "mnist" and cfg.train.steps > 0
