@@ -24,7 +24,7 @@ from weakgrad.neurons._base import AbstractNeuron
 from weakgrad.objective import AbstractObjective, _shard_population
 from weakgrad.surrogates import AbstractSurrogate
 
-__all__ = ["NetworkObjective", "network_params"]
+__all__ = ["NetworkObjective", "network_params", "network_with_params"]
 
 
 def network_params(net: Network) -> tuple[dict[str, Array], ...]:
@@ -36,6 +36,17 @@ def network_params(net: Network) -> tuple[dict[str, Array], ...]:
             p["recurrent"] = layer.recurrent
         out.append(p)
     return tuple(out)
+
+
+def network_with_params(net: Network, params: Any) -> Network:
+    """``net`` with the trainable arrays of :func:`network_params` replaced by ``params``."""
+    layers = []
+    for layer, p in zip(net.layers, params, strict=True):
+        new = eqx.tree_at(lambda la: (la.weight, la.bias), layer, (p["weight"], p["bias"]))
+        if "recurrent" in p:
+            new = eqx.tree_at(lambda la: la.recurrent, new, p["recurrent"])
+        layers.append(new)
+    return Network(tuple(layers))
 
 
 class NetworkObjective(AbstractObjective):
@@ -74,13 +85,7 @@ class NetworkObjective(AbstractObjective):
         return network_params(self.net)
 
     def network(self, params: Any) -> Network:
-        layers = []
-        for layer, p in zip(self.net.layers, params, strict=True):
-            new = eqx.tree_at(lambda la: (la.weight, la.bias), layer, (p["weight"], p["bias"]))
-            if "recurrent" in p:
-                new = eqx.tree_at(lambda la: la.recurrent, new, p["recurrent"])
-            layers.append(new)
-        return Network(tuple(layers))
+        return network_with_params(self.net, params)
 
     def with_batch(self, inputs: Array, targets: Array) -> NetworkObjective:
         return NetworkObjective(self.net, inputs, targets, self.loss, self.dt, self.steps)

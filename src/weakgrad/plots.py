@@ -22,6 +22,7 @@ __all__ = [
     "plot_landscape_2d",
     "plot_score_vs_quadrature",
     "plot_training",
+    "plot_raster",
 ]
 
 
@@ -269,5 +270,24 @@ def plot_training(rows: list[dict]):
     ax2.set_ylim(0, 100)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_raster(target: np.ndarray, output: np.ndarray, dt_ms: float, *, title: str = ""):
+    """Spike rasters of target and output trains (``(steps, cells)`` 0/1), cell by cell."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    n = target.shape[1]
+    for j in range(n):
+        t = np.flatnonzero(target[:, j]) * dt_ms
+        o = np.flatnonzero(output[:, j]) * dt_ms
+        ax.vlines(t, j + 0.05, j + 0.45, color="black", lw=1, label="target" if j == 0 else None)
+        ax.vlines(o, j + 0.55, j + 0.95, color="tab:red", lw=1, label="output" if j == 0 else None)
+    ax.set_yticks(np.arange(n) + 0.5, [str(j) for j in range(n)])
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("cell (black: target, red: network)")
+    ax.set_xlim(0, target.shape[0] * dt_ms)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -1,0 +1,113 @@
+"""Spike-train replication pieces: synthetic trains, NWB round trip, spike-train losses,
+and a spike-train objective trained by a weak gradient."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import weakgrad as wg
+from weakgrad.estimators import Alternate, Regression
+from weakgrad.tasks.spike_trains import (
+    CrossCorrelation,
+    SpikeTrainObjective,
+    VanRossum,
+    read_nwb_units,
+    synthetic_spike_trains,
+)
+
+
+def test_synthetic_rates_and_correlation():
+    dt = 0.1
+    trains = np.asarray(
+        synthetic_spike_trains(jax.random.key(0), n_cells=4, duration_ms=200_000.0, dt_ms=dt,
+                               rates_hz=jnp.array([20.0, 20.0, 20.0, 10.0]), correlation=0.5)
+    )  # fmt: skip
+    rates = trains.sum(0) / 200.0
+    np.testing.assert_allclose(rates, [20, 20, 20, 10], rtol=0.08)
+    shared = np.sum(trains[:, 1] * trains[:, 2]) / trains[:, 1].sum()
+    assert shared == pytest.approx(0.5, abs=0.05)  # equal rates share `correlation`
+    assert np.sum(trains[:, 0] * trains[:, 3]) / trains[:, 0].sum() == pytest.approx(0.25, abs=0.05)
+    indep = np.asarray(synthetic_spike_trains(jax.random.key(0), n_cells=2, duration_ms=200_000.0,
+                                              dt_ms=dt, rates_hz=20.0))  # fmt: skip
+    assert np.sum(indep[:, 0] * indep[:, 1]) / indep[:, 0].sum() < 0.01
+    with pytest.raises(ValueError, match="correlation must be in"):
+        synthetic_spike_trains(jax.random.key(0), correlation=1.5)
+
+
+def test_nwb_round_trip(tmp_path):
+    from datetime import datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+
+    times = [np.array([0.0012, 0.0105, 0.0301]), np.array([0.02]), np.array([])]
+    nwb = NWBFile(session_description="weakgrad test", identifier="wg-1",
+                  session_start_time=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    for t in times:
+        nwb.add_unit(spike_times=t)
+    path = tmp_path / "units.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    trains = read_nwb_units(path, dt_ms=0.1, duration_ms=40.0)
+    assert trains.shape == (400, 3)
+    assert list(np.flatnonzero(trains[:, 0])) == [12, 105, 301]
+    assert list(np.flatnonzero(trains[:, 1])) == [200] and trains[:, 2].sum() == 0
+    assert read_nwb_units(path, dt_ms=1.0, units=[1]).shape == (21, 1)
+    with pytest.raises(FileNotFoundError, match="NWB file .* does not exist"):
+        read_nwb_units(tmp_path / "none.nwb", dt_ms=0.1)
+
+
+def test_spike_train_losses():
+    dt = 0.1
+    a = np.zeros((2000, 2), np.float32)
+    a[[100, 900], 0] = 1
+    a[[500], 1] = 1
+    a = jnp.asarray(a)
+    vr, cc = VanRossum(tau_ms=10.0), CrossCorrelation(tau_ms=10.0)
+    assert float(vr(a, a, dt)) == pytest.approx(0.0, abs=1e-4)
+    assert float(cc(a, a, dt)) == pytest.approx(0.0, abs=1e-5)
+    # One extra far-away spike in cell 1: van Rossum distance sqrt(1/2) for that cell.
+    b = a.at[1500, 1].set(1.0)
+    expected = np.sqrt(0.5 * (1 - np.exp(-2 * (2000 - 1500) * dt / 10)))
+    assert float(vr(b, a, dt)) == pytest.approx(expected / 2, rel=0.02)
+    # Shifting spikes costs more the further they move.
+    near, far = jnp.roll(a, 5, axis=0), jnp.roll(a, 50, axis=0)
+    assert float(vr(near, a, dt)) < float(vr(far, a, dt))
+    assert float(cc(near, a, dt)) < float(cc(far, a, dt))
+
+
+def test_regression_reduces_the_replication_loss():
+    dt = 0.1
+    target = synthetic_spike_trains(
+        jax.random.key(1), n_cells=3, duration_ms=60.0, dt_ms=dt, rates_hz=60.0
+    )
+    net = wg.Network.feedforward(
+        (3, 6, 3), wg.HodgkinHuxley(), key=jax.random.key(2), scale=20.0, bias=5.0
+    )
+    obj = SpikeTrainObjective(net, 60.0 * target, target, VanRossum(5.0), dt=dt)
+    est = Alternate(Regression(sigma=0.5, samples=40))
+    import optax
+
+    opt = optax.adam(0.3)
+    p = obj.params()
+    state, opt_state = est.init(p), opt.init(p)
+
+    @jax.jit
+    def step(p, state, opt_state, k):
+        g, state, info = est.estimate(obj, p, state, key=k)
+        upd, opt_state = opt.update(g, opt_state)
+        return optax.apply_updates(p, upd), state, opt_state, info.loss
+
+    start = float(obj(p, jax.random.key(0)))
+    from weakgrad.plots import plot_raster
+
+    out, _ = obj.output(p, jax.random.key(0))
+    fig = plot_raster(np.asarray(target), np.asarray(out), dt)
+    assert len(fig.axes[0].collections) == 2 * 3
+    for i in range(30):
+        p, state, opt_state, _ = step(p, state, opt_state, jax.random.key(i))
+    assert np.isfinite(start) and float(obj(p, jax.random.key(0))) < 0.9 * start
