@@ -107,9 +107,26 @@ def test_ann_with_regression_learns_a_small_problem(tmp_path):
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3])
 
 
-@pytest.mark.parametrize("name", ["mnist-linear", "mnist-ann", "mnist-hh-short", "mnist-hh-long"])
+@pytest.mark.parametrize(
+    "name", ["mnist-linear", "mnist-ann", "mnist-hh-short", "mnist-hh-long", "spike-train"]
+)
 def test_shipped_configs_are_valid(name):
     from pathlib import Path
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.toml")
-    assert cfg.task.name == "mnist" and cfg.train.steps > 0
+    assert cfg.task.name in ("mnist", "spike-train") and cfg.train.steps > 0
+
+
+def test_spike_train_task_trains_and_draws_a_raster(tmp_path):
+    cfg = load_config(
+        None,
+        ["task.name=spike-train", "task.cells=3", "task.hidden=5", "task.duration_ms=30",
+         "task.rate_hz=60", "train.steps=3", "train.eval_every=3", "train.checkpoint_every=3",
+         "estimator.samples=10", "estimator.sigma=0.5"],
+    )  # fmt: skip
+    summary = train(cfg, tmp_path)
+    assert summary["task"] == "spike-train" and np.isfinite(summary["final_loss"])
+    assert (tmp_path / "raster.png").stat().st_size > 5_000
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[-1]["val_loss"] != "" and rows[-1]["val_accuracy"] == ""

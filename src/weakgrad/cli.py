@@ -703,12 +703,23 @@ def train_command(
                     f"step {step + 1}: loss {row['loss']:.4g}, validation accuracy "
                     f"{100 * row['val_accuracy']:.1f}%"
                 )
+            elif row.get("val_loss") != "":
+                bar.console.log(f"step {step + 1}: loss {row['val_loss']:.4g}")
 
         summary = train(cfg, out, resume=resume, progress=report)
+    if "test_accuracy" in summary:
+        result = (
+            f"test accuracy {100 * summary['test_accuracy']:.1f}% "
+            f"({summary['test_size']} held-out digits)"
+        )
+    else:
+        result = (
+            f"final loss {summary['final_loss']:.4g}; {summary['output_spikes']} output vs "
+            f"{summary['target_spikes']} target spikes (raster.png)"
+        )
     typer.echo(
         f"wrote {out / 'metrics.csv'} and {out / 'summary.json'}: {summary['steps']} steps in "
-        f"{summary['seconds']:.1f} s, test accuracy {100 * summary['test_accuracy']:.1f}% "
-        f"({summary['test_size']} held-out digits)"
+        f"{summary['seconds']:.1f} s, {result}"
     )
 
 

@@ -31,6 +31,15 @@ class TaskConfig:
     init: str = "gaussian"
     data_dir: str = ""
     train_size: int = 0  # 0: all training digits
+    # spike-train replication (study 001): cells x hidden x hidden x cells HH network
+    cells: int = 10
+    hidden: int = 30
+    rate_hz: float = 20.0
+    correlation: float = 0.0
+    input_gain: float = 10.0  # uA/cm^2 per input spike (held for one step)
+    loss: str = "van-rossum"
+    tau_ms: float = 10.0  # spike-train loss filter
+    nwb_file: str = ""  # targets from an NWB units table instead of synthetic trains
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +80,8 @@ class TrainConfig:
 
 
 ALLOWED = {
-    ("task", "name"): ("mnist",),
+    ("task", "name"): ("mnist", "spike-train"),
+    ("task", "loss"): ("van-rossum", "cross-correlation"),
     ("task", "model"): ("linear", "ann", "hh"),
     ("task", "init"): ("gaussian", "orthogonal"),
     ("estimator", "name"): (
@@ -86,11 +96,14 @@ ALLOWED = {
 }
 POSITIVE = {
     ("task", "duration_ms"), ("task", "dt_ms"), ("estimator", "samples"),
+    ("task", "cells"), ("task", "hidden"), ("task", "rate_hz"), ("task", "tau_ms"),
     ("estimator", "sigma"), ("optimizer", "learning_rate"), ("train", "steps"),
     ("train", "batch_size"), ("train", "eval_every"), ("train", "eval_size"),
     ("train", "checkpoint_every"),
 }  # fmt: skip
-NON_NEGATIVE = {("task", "train_size"), ("estimator", "clip"), ("train", "seed")}
+NON_NEGATIVE = {
+    ("task", "train_size"), ("estimator", "clip"), ("train", "seed"), ("task", "input_gain"),
+}  # fmt: skip
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 _CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,
             "train": TrainLoopConfig}  # fmt: skip
@@ -141,6 +154,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
             kwargs[key] = _check_value(section, key, value, expected)
         sections[section] = cls(**kwargs)
     cfg = TrainConfig(**sections)
+    if not 0 <= cfg.task.correlation <= 1:
+        raise ConfigError(f"task.correlation = {cfg.task.correlation} must be in [0, 1].")
     if cfg.task.dt_ms > cfg.task.duration_ms:
         raise ConfigError(
             f"task.dt_ms = {cfg.task.dt_ms} is longer than task.duration_ms = "

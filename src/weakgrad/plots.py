@@ -245,11 +245,13 @@ def plot_score_vs_quadrature(result, *, title: str = ""):
 
 
 def plot_training(rows: list[dict]):
-    """Training loss per step and validation loss / accuracy where evaluated."""
+    """Training loss per step, and validation loss / accuracy where evaluated."""
     step = np.asarray([int(r["step"]) for r in rows])
     loss = np.asarray([float(r["loss"]) for r in rows])
     ev = [r for r in rows if r.get("val_loss")]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    acc = [r for r in ev if r.get("val_accuracy")]
+    fig, axes = plt.subplots(1, 2 if acc else 1, figsize=(11 if acc else 6, 4), squeeze=False)
+    ax1 = axes[0, 0]
     ax1.plot(step, loss, lw=0.8, label="training batch")
     if ev:
         ax1.plot(
@@ -259,17 +261,19 @@ def plot_training(rows: list[dict]):
             ms=3,
             label="validation",
         )
-        ax2.plot(
-            [int(r["step"]) for r in ev], [100 * float(r["val_accuracy"]) for r in ev], "o-", ms=3
-        )
     ax1.set_xlabel("step")
     ax1.set_ylabel("loss")
     ax1.legend(fontsize=8)
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("validation accuracy (%)")
-    ax2.set_ylim(0, 100)
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
+    ax1.grid(alpha=0.3)
+    if acc:
+        ax2 = axes[0, 1]
+        ax2.plot(
+            [int(r["step"]) for r in acc], [100 * float(r["val_accuracy"]) for r in acc], "o-", ms=3
+        )
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("validation accuracy (%)")
+        ax2.set_ylim(0, 100)
+        ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

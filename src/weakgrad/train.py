@@ -128,6 +128,118 @@ def _truncate_metrics(path: Path, before_step: int) -> None:
     os.replace(tmp, path)
 
 
+class _MnistRun:
+    """MNIST: mini-batches of digits, validation loss and accuracy, test accuracy."""
+
+    def __init__(self, cfg: TrainConfig):
+        from weakgrad.tasks.mnist import load_mnist, mnist_objective
+
+        t, tr = cfg.task, cfg.train
+        self.data = load_mnist(t.data_dir or None, seed=tr.seed)
+        self.n_train = t.train_size or len(self.data.x_train)
+        self.x, self.y = self.data.x_train[: self.n_train], self.data.y_train[: self.n_train]
+        if tr.batch_size > self.n_train:
+            raise ValueError(
+                f"train.batch_size = {tr.batch_size} exceeds the {self.n_train} training digits."
+            )
+        self.batch, self.seed = tr.batch_size, tr.seed
+        self.objective = mnist_objective(
+            t.model, self.x[: self.batch], self.y[: self.batch], key=jax.random.key(tr.seed),
+            duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
+        )  # fmt: skip
+        self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
+
+        @eqx.filter_jit
+        def eval_fn(obj, params, key):
+            readout, valid = obj.readout(params, key)
+            losses = jax.vmap(obj.loss)(readout, obj.targets)
+            return jnp.mean(jnp.where(valid, losses, jnp.nan)), accuracy(readout, obj.targets)
+
+        self._eval = eval_fn
+
+    def objective_at(self, step: int) -> Any:
+        idx = _batch_indices(step, self.n_train, self.batch, self.seed)
+        return self.objective.with_batch(jnp.asarray(self.x[idx]), jnp.asarray(self.y[idx]))
+
+    def _evaluate(self, params, xs, ys, key, chunk=200) -> tuple[float, float]:
+        losses, accs, ns = [], [], []
+        for i in range(0, len(xs), chunk):
+            o = self.objective.with_batch(
+                jnp.asarray(xs[i : i + chunk]), jnp.asarray(ys[i : i + chunk])
+            )
+            loss, acc = self._eval(o, params, key)
+            losses.append(float(loss))
+            accs.append(float(acc))
+            ns.append(len(xs[i : i + chunk]))
+        w = np.asarray(ns) / sum(ns)
+        return float(np.dot(losses, w)), float(np.dot(accs, w))
+
+    def validate(self, params, key) -> tuple[float, float]:
+        return self._evaluate(params, self.x_val, self.y_val, key)
+
+    def finish(self, params, key, out: Path) -> dict[str, Any]:
+        loss, acc = self._evaluate(params, self.data.x_test, self.data.y_test, key)
+        return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.data.x_test),
+                "data": self.data.source}  # fmt: skip
+
+
+class _SpikeTrainRun:
+    """Spike-train replication: one set of target trains, fed in and reproduced."""
+
+    def __init__(self, cfg: TrainConfig):
+        from weakgrad.network import Network
+        from weakgrad.neurons import HodgkinHuxley
+        from weakgrad.tasks.spike_trains import (
+            CrossCorrelation,
+            SpikeTrainObjective,
+            VanRossum,
+            read_nwb_units,
+            synthetic_spike_trains,
+        )
+
+        t, tr = cfg.task, cfg.train
+        k_data, k_net = jax.random.split(jax.random.key(tr.seed))
+        if t.nwb_file:
+            target = jnp.asarray(
+                read_nwb_units(t.nwb_file, dt_ms=t.dt_ms, duration_ms=t.duration_ms)
+            )
+        else:
+            target = synthetic_spike_trains(
+                k_data, n_cells=t.cells, duration_ms=t.duration_ms, dt_ms=t.dt_ms,
+                rates_hz=t.rate_hz, correlation=t.correlation,
+            )  # fmt: skip
+        n = target.shape[1]
+        net = Network.feedforward(
+            (n, t.hidden, t.hidden, n), HodgkinHuxley(), key=k_net, scale=20.0, bias=5.0
+        )
+        loss = VanRossum(t.tau_ms) if t.loss == "van-rossum" else CrossCorrelation(t.tau_ms)
+        self.dt = t.dt_ms
+        self.target = target
+        self.objective = SpikeTrainObjective(net, t.input_gain * target, target, loss, dt=t.dt_ms)
+        self._loss = eqx.filter_jit(lambda obj, params, key: obj(params, key))
+
+    def objective_at(self, step: int) -> Any:
+        return self.objective
+
+    def validate(self, params, key) -> tuple[float, float]:
+        return float(self._loss(self.objective, params, key)), float("nan")
+
+    def finish(self, params, key, out: Path) -> dict[str, Any]:
+        from weakgrad.plots import plot_raster, save_figure
+
+        spikes, _ = self.objective.output(params, key)
+        save_figure(
+            plot_raster(np.asarray(self.target), np.asarray(spikes), self.dt,
+                        title="spike-train replication: target vs network"),
+            out / "raster.png",
+        )  # fmt: skip
+        return {
+            "final_loss": float(self._loss(self.objective, params, key)),
+            "target_spikes": int(np.sum(self.target)),
+            "output_spikes": int(np.sum(spikes)),
+        }
+
+
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike,
@@ -136,8 +248,6 @@ def train(
     progress: Callable[[int, dict], None] | None = None,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing into ``out``; returns the summary."""
-    from weakgrad.tasks.mnist import load_mnist, mnist_objective
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.npz"
@@ -147,22 +257,12 @@ def train(
             f"{out} already holds a run (checkpoint.npz); pass --resume to continue it or "
             "choose another --out."
         )
-    t, tr = cfg.task, cfg.train
-    data = load_mnist(t.data_dir or None, seed=tr.seed)
-    n_train = t.train_size or len(data.x_train)
-    x_train, y_train = data.x_train[:n_train], data.y_train[:n_train]
-    if tr.batch_size > n_train:
-        raise ValueError(
-            f"train.batch_size = {tr.batch_size} exceeds the {n_train} training digits."
-        )
-    k_net, k_train = jax.random.split(jax.random.key(tr.seed))
-    obj = mnist_objective(
-        t.model, x_train[: tr.batch_size], y_train[: tr.batch_size], key=k_net,
-        duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
-    )  # fmt: skip
+    tr = cfg.train
+    run = _MnistRun(cfg) if cfg.task.name == "mnist" else _SpikeTrainRun(cfg)
+    k_train = jax.random.split(jax.random.key(tr.seed))[1]
     est = make_estimator(cfg.estimator)
     opt = make_optimizer(cfg.optimizer)
-    params = obj.params()
+    params = run.objective.params()
     state = (params, est.init(params), opt.init(params))
     start, elapsed = 0, 0.0
     if resume and ckpt.exists():
@@ -171,32 +271,12 @@ def train(
     write_json(out / "config.json", cfg.to_dict())
 
     @eqx.filter_jit
-    def step_fn(state, xb, yb, key):
+    def step_fn(state, obj, key):
         params, est_state, opt_state = state
-        g, est_state, info = est.estimate(obj.with_batch(xb, yb), params, est_state, key=key)
+        g, est_state, info = est.estimate(obj, params, est_state, key=key)
         updates, opt_state = opt.update(g, opt_state, params)
         return (optax.apply_updates(params, updates), est_state, opt_state), info.loss, info.evals
 
-    @eqx.filter_jit
-    def eval_fn(params, xs, ys, key):
-        o = obj.with_batch(xs, ys)
-        readout, valid = o.readout(params, key)
-        losses = jax.vmap(o.loss)(readout, o.targets)
-        return jnp.mean(jnp.where(valid, losses, jnp.nan)), accuracy(readout, o.targets)
-
-    def evaluate(params, xs, ys, key, chunk=200):
-        losses, accs, ns = [], [], []
-        for i in range(0, len(xs), chunk):
-            l, a = eval_fn(
-                params, jnp.asarray(xs[i : i + chunk]), jnp.asarray(ys[i : i + chunk]), key
-            )
-            losses.append(float(l))
-            accs.append(float(a))
-            ns.append(len(xs[i : i + chunk]))
-        w = np.asarray(ns) / sum(ns)
-        return float(np.dot(losses, w)), float(np.dot(accs, w))
-
-    x_val, y_val = data.x_val[: tr.eval_size], data.y_val[: tr.eval_size]
     k_eval = jax.random.fold_in(k_train, 2**31 - 1)
     new_file = not metrics_path.exists() or start == 0
     with open(metrics_path, "w" if new_file else "a", newline="") as f:
@@ -205,11 +285,9 @@ def train(
             writer.writerow(METRIC_COLUMNS)
         t0 = time.perf_counter() - elapsed
         for step in range(start, tr.steps):
-            idx = _batch_indices(step, n_train, tr.batch_size, tr.seed)
             state, loss, evals = step_fn(
-                state, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]),
-                jax.random.fold_in(k_train, step),
-            )  # fmt: skip
+                state, run.objective_at(step), jax.random.fold_in(k_train, step)
+            )
             loss = float(loss)
             if not np.isfinite(loss):
                 raise SimulationError(
@@ -226,7 +304,9 @@ def train(
             }
             last = step + 1 == tr.steps
             if (step + 1) % tr.eval_every == 0 or last:
-                row["val_loss"], row["val_accuracy"] = evaluate(state[0], x_val, y_val, k_eval)
+                val_loss, val_acc = run.validate(state[0], k_eval)
+                row["val_loss"] = val_loss
+                row["val_accuracy"] = val_acc if np.isfinite(val_acc) else ""
             row["seconds"] = time.perf_counter() - t0
             writer.writerow(
                 [
@@ -241,15 +321,8 @@ def train(
             if progress is not None:
                 progress(step, row)
     seconds = time.perf_counter() - t0
-    test_loss, test_acc = evaluate(state[0], data.x_test, data.y_test, k_eval)
-    summary = {
-        "steps": tr.steps,
-        "seconds": seconds,
-        "test_loss": test_loss,
-        "test_accuracy": test_acc,
-        "test_size": len(data.x_test),
-        "data": data.source,
-    }
+    summary = {"task": cfg.task.name, "steps": tr.steps, "seconds": seconds}
+    summary.update(run.finish(state[0], k_eval, out))
     write_json(out / "summary.json", summary)
     _figures(metrics_path, out)
     return summary
