@@ -1,0 +1,125 @@
+"""Training cost and outcome per configuration: wall time per step and per epoch, forward
+evaluations per step, peak memory, and validation / test accuracy, for the weak gradient of
+each shipped MNIST config and for autodiff (plain and clipped) on the same config.
+
+    python benchmarks/train.py --steps 20          # cost per step (accuracy after 20 steps)
+    python benchmarks/train.py --steps 1000 --configs mnist-ann
+    python benchmarks/train.py --quick             # 3 steps of two configs (< 1 minute)
+
+Each run is a subprocess (``weakgrad.train.train``), so its peak RSS is its own. Seconds per
+step exclude the first step (compilation). An epoch is the 3,600 training digits of the
+built-in set at the config's batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CONFIGS = ["mnist-linear", "mnist-ann", "mnist-hh-short", "mnist-hh-long"]
+VARIANTS = {
+    "weak": [],
+    "autodiff": ["estimator.name=autodiff"],
+    "autodiff-clip": ["estimator.name=autodiff", "estimator.clip=1.0"],
+}
+
+
+def worker(config: str, variant: str, steps: int) -> dict:
+    import csv
+
+    from weakgrad.config import load_config
+    from weakgrad.train import train
+
+    overrides = VARIANTS[variant] + [
+        f"train.steps={steps}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
+    ]  # fmt: skip
+    cfg = load_config(ROOT / "configs" / f"{config}.toml", overrides)
+    out = Path(tempfile.mkdtemp(prefix="wg_bench_train_"))
+    summary = train(cfg, out)
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    secs = [float(r["seconds"]) for r in rows]
+    per_step = (secs[-1] - secs[0]) / max(len(secs) - 1, 1)
+    return {
+        "config": config,
+        "variant": variant,
+        "estimator": cfg.estimator.name,
+        "steps": steps,
+        "seconds_per_step": per_step,
+        "seconds_per_epoch": per_step * 3600 / cfg.train.batch_size,
+        "evals_per_step": int(rows[-1]["evals"]),
+        "first_loss": float(rows[0]["loss"]),
+        "last_loss": float(rows[-1]["loss"]),
+        "val_accuracy": float(rows[-1]["val_accuracy"]),
+        "test_accuracy": summary["test_accuracy"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--worker", nargs=3, metavar=("CONFIG", "VARIANT", "STEPS"))
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args()
+    if args.worker:
+        c, v, s = args.worker
+        print(json.dumps(worker(c, v, int(s))))
+        return
+    configs = ["mnist-ann", "mnist-hh-short"] if args.quick else args.configs.split(",")
+    variants = ["weak"] if args.quick else args.variants.split(",")
+    steps = 3 if args.quick else args.steps
+    rows = []
+    for c in configs:
+        for v in variants:
+            cmd = [sys.executable, __file__, "--worker", c, v, str(steps)]
+            p = subprocess.run(
+                cmd, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")
+            )
+            if p.returncode != 0:
+                tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"  {c} {v}: failed ({tail})", flush=True)
+                rows.append({"config": c, "variant": v, "error": tail})
+                continue
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            rows.append(r)
+            print(f"  {c:15s} {v:14s} {r['seconds_per_step']:7.3f} s/step  "
+                  f"{r['evals_per_step']:5d} evals  "
+                  f"{r['peak_rss_mb']:7.0f} MB  val {100 * r['val_accuracy']:5.1f}%  "
+                  f"test {100 * r['test_accuracy']:5.1f}%", flush=True)  # fmt: skip
+    head = "| config | gradient | s / step | s / epoch | evals / step | peak RSS MB |"
+    print(f"\n{head} test accuracy after {steps} steps |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['config']} | {r['variant']} | failed: {r['error']} | | | | |")
+            continue
+        print(f"| {r['config']} | {r['variant']} ({r['estimator']}) | "
+              f"{r['seconds_per_step']:.3f} | "
+              f"{r['seconds_per_epoch']:.0f} | {r['evals_per_step']} | {r['peak_rss_mb']:.0f} | "
+              f"{100 * r['test_accuracy']:.1f}% |")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / ("train-quick.json" if args.quick else f"train-{steps}steps.json")
+    tmp = path.with_name(path.name + ".tmp")
+    info = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    tmp.write_text(json.dumps({"info": info, "steps": steps, "rows": rows}, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
