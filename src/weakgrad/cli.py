@@ -408,6 +408,7 @@ def gradcheck(
 
     import jax
     import numpy as np
+    from jax.flatten_util import ravel_pytree
 
     from weakgrad.diagnostics import gradcheck as run_gradcheck
     from weakgrad.io import write_json
@@ -452,29 +453,27 @@ def gradcheck(
     # Heatmap of the output weight matrix (or the first 100 rows of the hidden one).
     w_layer = 1 if 1 in selected else 0
     shape = np.shape(params[w_layer]["weight"])
-    offset = sum(int(np.size(v)) for i, p in enumerate(params) if i < w_layer for v in p.values())
-    offset += int(np.size(params[w_layer]["bias"]))  # dict order: bias before weight (sorted keys)
-    pos = {int(j): n for n, j in enumerate(result.indices)}
+    # Flat position of every parameter, read off the same ravel the estimators use (no
+    # assumption about the order of the layer dicts' keys).
+    flat, unravel = ravel_pytree(params)
+    positions = unravel(np.arange(flat.size, dtype=np.float64))
     rows = min(shape[0], 100)
-    cells = [offset + i for i in range(rows * shape[1])]
-    if all(c in pos for c in cells):
+    cells = np.asarray(positions[w_layer]["weight"])[:rows].astype(int).ravel()
+    pos = {int(j): n for n, j in enumerate(result.indices)}
+    if all(int(c) in pos for c in cells):
         first = next(iter(result.examples))
-        take = np.asarray([pos[c] for c in cells])
+        take = np.asarray([pos[int(c)] for c in cells])
+        reference = result.reference[take].reshape(rows, shape[1])
+        estimate = result.examples[first][take].reshape(rows, shape[1])
         fig = plot_gradient_heatmap(
-            result.reference[take].reshape(rows, shape[1]),
-            result.examples[first][take].reshape(rows, shape[1]),
+            reference,
+            estimate,
             title=f"{title}: layer {w_layer} weights",
             label=f"{first}, S={max(sample_list)}",
         )
         save_figure(fig, out / "gradcheck_heatmap.png")
         tmp = out / "gradcheck_heatmap.tmp.npz"  # the numbers behind the heat map
-        np.savez(
-            tmp,
-            reference=result.reference[take].reshape(rows, shape[1]),
-            estimate=result.examples[first][take].reshape(rows, shape[1]),
-            estimator=first,
-            layer=w_layer,
-        )
+        np.savez(tmp, reference=reference, estimate=estimate, estimator=first, layer=w_layer)
         os.replace(tmp, out / "gradcheck_heatmap.npz")
     write_json(
         out / "gradcheck.json",
