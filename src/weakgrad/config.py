@@ -31,6 +31,7 @@ class TaskConfig:
     init: str = "gaussian"
     data_dir: str = ""
     train_size: int = 0  # 0: all training digits
+    readout_scale: float = 0.0  # HH: logits per unit mean release; 0 = 2 * duration_ms
     # spike-train replication (study 001): cells x hidden x hidden x cells HH network
     cells: int = 10
     hidden: int = 30
@@ -50,6 +51,7 @@ class EstimatorConfig:
     alternate: bool = True
     antithetic: bool = False
     clip: float = 0.0  # autodiff: global-norm clip, 0 = none
+    hold_ms: float = 0.0  # node: ms each noise draw is held; 0 = every step, inf = whole run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +104,8 @@ POSITIVE = {
     ("train", "checkpoint_every"),
 }  # fmt: skip
 NON_NEGATIVE = {
-    ("task", "train_size"), ("estimator", "clip"), ("train", "seed"), ("task", "input_gain"),
+    ("task", "train_size"), ("task", "readout_scale"), ("estimator", "clip"),
+    ("estimator", "hold_ms"), ("train", "seed"), ("task", "input_gain"),
 }  # fmt: skip
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 _CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,

@@ -257,6 +257,8 @@ class NodeNoise(eqx.Module):
         std: standard deviation of each stream (units of the layer's drive).
         inject: add ``eta`` to the drive.
         correlate: accumulate the eligibility.
+        hold: steps each draw is held for: ``xi(t)`` is drawn at ``t // hold`` (1: white
+            noise, a fresh draw every step).
     """
 
     layer: int = eqx.field(static=True)
@@ -265,10 +267,12 @@ class NodeNoise(eqx.Module):
     std: float | Array
     inject: bool = eqx.field(static=True, default=True)
     correlate: bool = eqx.field(static=True, default=False)
+    hold: int = eqx.field(static=True, default=1)
 
     def eta(self, t: Array, dtype: Any) -> Array:
         words = jnp.moveaxis(self.words, 1, 0)  # StepKey wants (2, K, n_out)
-        xi = normal(StepKey(words, t, stream=_NODE_NOISE_STREAM), dtype)  # (K, n_out)
+        block = t if self.hold == 1 else t // self.hold
+        xi = normal(StepKey(words, block, stream=_NODE_NOISE_STREAM), dtype)  # (K, n_out)
         return self.std * (self.weights.astype(dtype) @ xi)
 
 

@@ -19,6 +19,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import time
 from collections.abc import Callable
@@ -51,13 +52,23 @@ __all__ = ["make_estimator", "make_optimizer", "train", "METRIC_COLUMNS"]
 METRIC_COLUMNS = ("step", "loss", "evals", "seconds", "val_loss", "val_accuracy")
 
 
-def make_estimator(cfg: EstimatorConfig) -> AbstractEstimator:
-    """The estimator a config names (``alternate`` cycles through layers where it applies)."""
+def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> AbstractEstimator:
+    """The estimator a config names (``alternate`` cycles through layers where it applies);
+    ``dt_ms`` converts node perturbation's ``hold_ms`` into steps."""
     s, sigma = cfg.samples, cfg.sigma
     if cfg.name == "autodiff":
         return Autodiff(clip=cfg.clip or None)
     if cfg.name == "node":
-        return NodePerturbation(sigma=sigma, samples=max(s, 2))
+        if cfg.hold_ms == 0:
+            hold = 1
+        elif math.isinf(cfg.hold_ms):
+            hold = None
+        else:
+            if dt_ms is None:
+                raise ValueError("estimator.hold_ms needs the task's dt_ms to count steps.")
+            hold = max(1, int(round(cfg.hold_ms / dt_ms)))
+        est = NodePerturbation(sigma=sigma, samples=max(s, 2), hold=hold)
+        return Alternate(est) if cfg.alternate else est
     if cfg.name == "node-stepwise":
         return StepwiseNodePerturbation(sigma=sigma, samples=s)
     if cfg.name == "regression":
@@ -146,6 +157,7 @@ class _MnistRun:
         self.objective = mnist_objective(
             t.model, self.x[: self.batch], self.y[: self.batch], key=jax.random.key(tr.seed),
             duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
+            readout_scale=t.readout_scale or None,
         )  # fmt: skip
         self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
 
@@ -260,7 +272,7 @@ def train(
     tr = cfg.train
     run = _MnistRun(cfg) if cfg.task.name == "mnist" else _SpikeTrainRun(cfg)
     k_train = jax.random.split(jax.random.key(tr.seed))[1]
-    est = make_estimator(cfg.estimator)
+    est = make_estimator(cfg.estimator, cfg.task.dt_ms)
     opt = make_optimizer(cfg.optimizer)
     params = run.objective.params()
     state = (params, est.init(params), opt.init(params))

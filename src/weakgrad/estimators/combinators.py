@@ -7,6 +7,7 @@ does that, one parameter group per step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,9 +160,15 @@ class Alternate(AbstractEstimator):
             groups = tuple(_freeze(g) for g in groups)
         self.groups = groups
 
-    def _masked(self, params: Any) -> list[Masked]:
+    def _masked(self, params: Any) -> list[AbstractEstimator]:
         if self.groups is None:
-            return [Masked(self.estimator, g) for g in layer_groups(params)]
+            groups = layer_groups(params)
+            if hasattr(self.estimator, "layers"):
+                # Node perturbation: inject noise only into the current layer, instead of
+                # perturbing every layer and discarding all but one layer's gradient.
+                est = self.estimator
+                return [dataclasses.replace(est, layers=(i,)) for i in range(len(groups))]
+            return [Masked(self.estimator, g) for g in groups]
         return [Masked(self.estimator, _thaw(g)) for g in self.groups]
 
     def init(self, params: Any) -> AlternateState:

@@ -230,13 +230,17 @@ def mnist_objective(
     dt_ms: float = 0.05,
     init: str = "gaussian",
     net: Network | None = None,
+    readout_scale: float | None = None,
 ) -> Any:
     """A :class:`~weakgrad.network_objective.NetworkObjective` for a batch of digits.
 
     Linear and sigmoid networks use the study's one-hot MSE; the HH network gets the
     pixels as constant currents (uA/cm^2 per unit intensity, scaled by its weights), is
     simulated for ``duration_ms`` at ``dt_ms`` and uses softmax cross-entropy on its mean
-    graded release (scale 20).
+    graded release times ``readout_scale``. The default, ``2 * duration_ms`` (per ms),
+    makes one output spike (about 1.1 ms of full release) worth about 2.2 in the logits
+    whatever the duration: with a fixed scale the logits of a long run are nearly equal and
+    the loss is flat at ln 10.
     """
     from weakgrad.losses import OneHotMSE, SoftmaxCrossEntropy
     from weakgrad.network_objective import NetworkObjective
@@ -248,5 +252,8 @@ def mnist_objective(
         steps = int(round(duration_ms / dt_ms))
         if steps < 1:
             raise ValueError(f"duration_ms={duration_ms} is shorter than one step of {dt_ms} ms.")
-        return NetworkObjective(net, x, y, SoftmaxCrossEntropy(scale=20.0), dt=dt_ms, steps=steps)
+        scale = 2.0 * duration_ms if readout_scale is None else readout_scale
+        if not scale > 0:
+            raise ValueError(f"readout_scale must be > 0, got {readout_scale}.")
+        return NetworkObjective(net, x, y, SoftmaxCrossEntropy(scale=scale), dt=dt_ms, steps=steps)
     return NetworkObjective(net, x, y, OneHotMSE())
