@@ -30,6 +30,24 @@ def test_config_defaults_file_and_overrides(tmp_path):
     assert cfg.estimator.name == "smoothing" and cfg.estimator.samples == 40
     assert cfg.train.steps == 7 and cfg.optimizer.name == "adam"
     assert load_config(None, ["optimizer.learning_rate=1"]).optimizer.learning_rate == 1.0
+    assert load_config(None, ["optimizer.layer_scale=[1, 30]"]).optimizer.layer_scale == (1, 30)
+    assert load_config(None, ["estimator.hold_ms=inf"]).estimator.hold_ms == float("inf")
+
+
+def test_layer_scale_multiplies_each_layers_update(tmp_path):
+    import jax.numpy as jnp
+    import optax
+
+    from weakgrad.train import scale_by_layer
+
+    params = ({"w": jnp.ones(2)}, {"w": jnp.ones(3)})
+    opt = optax.chain(optax.sgd(0.1), scale_by_layer((1.0, 30.0)))
+    updates, _ = opt.update(params, opt.init(params), params)
+    np.testing.assert_allclose(np.asarray(updates[0]["w"]), -0.1)
+    np.testing.assert_allclose(np.asarray(updates[1]["w"]), -3.0, rtol=1e-6)
+    cfg = _cfg(tmp_path, "", ["optimizer.layer_scale=[1, 2, 3]", "train.steps=1"])
+    with pytest.raises(ConfigError, match=r"has 3 entries; this network has 2 layers"):
+        train(cfg, tmp_path / "run")
 
 
 @pytest.mark.parametrize(
@@ -47,6 +65,8 @@ def test_config_defaults_file_and_overrides(tmp_path):
         ("", ["train.batch_size=true"], "train.batch_size = True has type bool"),
         ("", ["steps=3"], "--set 'steps=3' must look like section.key=value"),
         ("[train\n", [], "is not valid TOML"),
+        ("", ["optimizer.layer_scale=[1, -2]"], "optimizer.layer_scale = [1, -2] must be a list"),
+        ("", ["estimator.hold_ms=-1"], "estimator.hold_ms = -1.0 must be >= 0"),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path, text, overrides, needle):

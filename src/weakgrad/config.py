@@ -58,6 +58,10 @@ class EstimatorConfig:
 class OptimizerConfig:
     name: str = "adam"
     learning_rate: float = 0.01
+    # One multiplier of the optimiser's update per layer (empty: all 1). HH layers need
+    # them: a layer's drive moves by (update) x (sum of its input), and the hidden layer's
+    # summed release (~3) is ~30x smaller than a digit's summed pixels (~100).
+    layer_scale: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +139,18 @@ def _check_value(section: str, key: str, value: Any, expected: type) -> Any:
     return value
 
 
+def _check_floats(section: str, key: str, value: Any) -> tuple[float, ...]:
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value
+    )
+    if not ok:
+        raise ConfigError(
+            f"{section}.{key} = {value!r} must be a list of positive numbers, one per layer "
+            f"(e.g. [1.0, 30.0]), or [] for none."
+        )
+    return tuple(float(v) for v in value)
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Validate a nested dict (as read from TOML or a run's config.json) into a config."""
     sections = {}
@@ -153,6 +169,9 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
                 raise ConfigError(
                     f"unknown key {section}.{key}; the keys of [{section}] are {', '.join(fields)}."
                 )
+            if fields[key].type == "tuple[float, ...]":
+                kwargs[key] = _check_floats(section, key, value)
+                continue
             expected = {"str": str, "int": int, "float": float, "bool": bool}[fields[key].type]
             kwargs[key] = _check_value(section, key, value, expected)
         sections[section] = cls(**kwargs)

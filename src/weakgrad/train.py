@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from weakgrad.config import EstimatorConfig, OptimizerConfig, TrainConfig
+from weakgrad.config import ConfigError, EstimatorConfig, OptimizerConfig, TrainConfig
 from weakgrad.estimators import (
     SPSA,
     AbstractEstimator,
@@ -47,7 +47,7 @@ from weakgrad.io import write_json
 from weakgrad.losses import accuracy
 from weakgrad.network import SimulationError
 
-__all__ = ["make_estimator", "make_optimizer", "train", "METRIC_COLUMNS"]
+__all__ = ["make_estimator", "make_optimizer", "scale_by_layer", "train", "METRIC_COLUMNS"]
 
 METRIC_COLUMNS = ("step", "loss", "evals", "seconds", "val_loss", "val_accuracy")
 
@@ -81,10 +81,29 @@ def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> Abstract
     return Alternate(est) if cfg.alternate else est
 
 
+def scale_by_layer(scales: tuple[float, ...]) -> optax.GradientTransformation:
+    """Multiply the updates of layer ``i`` (the ``i``-th top-level child of the parameters,
+    e.g. one dict per layer) by ``scales[i]``: per-layer learning rates."""
+
+    def update(updates, state, params=None):
+        del params
+        if not isinstance(updates, (tuple, list)) or len(updates) != len(scales):
+            n = len(updates) if isinstance(updates, (tuple, list)) else 1
+            raise ValueError(
+                f"optimizer.layer_scale has {len(scales)} entries but the parameters have "
+                f"{n} layers; give one multiplier per layer."
+            )
+        pairs = zip(updates, scales, strict=True)
+        out = [jax.tree.map(lambda u, c=c: c * u, layer) for layer, c in pairs]
+        return type(updates)(out), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
-    if cfg.name == "sgd":
-        return optax.sgd(cfg.learning_rate)
-    return optax.adam(cfg.learning_rate)
+    """The optimiser a config names, with per-layer update multipliers if it gives them."""
+    base = optax.sgd(cfg.learning_rate) if cfg.name == "sgd" else optax.adam(cfg.learning_rate)
+    return optax.chain(base, scale_by_layer(cfg.layer_scale)) if cfg.layer_scale else base
 
 
 def _save_checkpoint(path: Path, state: Any, step: int, seconds: float) -> None:
@@ -275,6 +294,12 @@ def train(
     est = make_estimator(cfg.estimator, cfg.task.dt_ms)
     opt = make_optimizer(cfg.optimizer)
     params = run.objective.params()
+    n_scales = len(cfg.optimizer.layer_scale)
+    if n_scales and n_scales != len(params):
+        raise ConfigError(
+            f"optimizer.layer_scale = {list(cfg.optimizer.layer_scale)} has {n_scales} "
+            f"entries; this network has {len(params)} layers: give one per layer or []."
+        )
     state = (params, est.init(params), opt.init(params))
     start, elapsed = 0, 0.0
     if resume and ckpt.exists():
