@@ -31,7 +31,8 @@ class TaskConfig:
     init: str = "gaussian"
     data_dir: str = ""
     train_size: int = 0  # 0: all training digits
-    readout_scale: float = 0.0  # HH: logits per unit mean release; 0 = 2 * duration_ms
+    readout: str = "voltage"  # HH: mean membrane potential or mean graded release
+    readout_scale: float = 0.0  # HH logits per mV (voltage) or per release; 0 = default
     # spike-train replication (study 001): cells x hidden x hidden x cells HH network
     cells: int = 10
     hidden: int = 30
@@ -90,6 +91,7 @@ ALLOWED = {
     ("task", "loss"): ("van-rossum", "cross-correlation"),
     ("task", "model"): ("linear", "ann", "hh"),
     ("task", "init"): ("gaussian", "orthogonal"),
+    ("task", "readout"): ("voltage", "release"),
     ("estimator", "name"): (
         "regression",
         "smoothing",

@@ -215,6 +215,8 @@ class Record(eqx.Module):
         spikes: spike events per step (bool, ``(steps, n)``).
         outputs: output values per step.
         voltages: membrane potential (mV) per step, after the step's update.
+        mean_voltage: time average of each neuron's membrane potential (mV): a graded
+            readout that, unlike spike counts, moves with the drive below threshold too.
     """
 
     counts: bool = eqx.field(static=True, default=True)
@@ -222,6 +224,7 @@ class Record(eqx.Module):
     spikes: bool = eqx.field(static=True, default=False)
     outputs: bool = eqx.field(static=True, default=False)
     voltages: bool = eqx.field(static=True, default=False)
+    mean_voltage: bool = eqx.field(static=True, default=False)
 
 
 class Inject(eqx.Module):
@@ -322,6 +325,7 @@ class Trace(eqx.Module):
     valid: Array  # bool scalar: False if any state ever blew up during the run
     eligibility: tuple[dict[str, Array], ...] | None = None  # one per correlating NodeNoise
     probe_eligibility: tuple[dict[str, Array], ...] | None = None  # one per StepProbe
+    mean_voltage: tuple[Array, ...] | None = None  # mV, with Record(mean_voltage=True)
 
     def spike_times(self, layer: int = -1) -> list[np.ndarray]:
         """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
@@ -502,7 +506,12 @@ def simulate(
         elig0.append(e)
     n_noise_elig = len(noise)
     counts = tuple(jnp.zeros((la.n_out,), jnp.int32) for la in layers) if record.counts else None
-    sums = tuple(jnp.zeros((la.n_out,), dtype) for la in layers) if record.mean_output else None
+    # Running sums of the outputs ("out") and membrane potentials ("v") for the averages.
+    sums = {
+        name: tuple(jnp.zeros((la.n_out,), dtype) for la in layers)
+        for name, on in (("out", record.mean_output), ("v", record.mean_voltage))
+        if on
+    }
 
     per_step_input = inputs.ndim == 2
     per_step_inject = inject is not None and jnp.ndim(inject.current) == 2
@@ -586,8 +595,11 @@ def simulate(
             elig[n_noise_elig + j] = e
         if cnt is not None:
             cnt = tuple(c + o.spike.astype(jnp.int32) for c, o in zip(cnt, outs, strict=True))
-        if sm is not None:
-            sm = tuple(s + o.value for s, o in zip(sm, outs, strict=True))
+        if "out" in sm:
+            sm = {**sm, "out": tuple(s + o.value for s, o in zip(sm["out"], outs, strict=True))}
+        if "v" in sm:
+            v_now = (la.neuron.voltage(st) for la, st in zip(layers, new_n, strict=True))
+            sm = {**sm, "v": tuple(s + v for s, v in zip(sm["v"], v_now, strict=True))}
         ys = {}
         if record.spikes:
             ys["spikes"] = tuple(o.spike > 0 for o in outs)
@@ -619,7 +631,8 @@ def simulate(
         final_n, counts, sums, ys = eqx.error_if(
             (final_n, counts, sums, ys), ~ok, blow_up_message(dt)
         )
-    mean_output = None if sums is None else tuple(s / steps for s in sums)
+    mean_output = tuple(s / steps for s in sums["out"]) if "out" in sums else None
+    mean_voltage = tuple(s / steps for s in sums["v"]) if "v" in sums else None
     return Trace(
         counts=counts,
         mean_output=mean_output,
@@ -631,4 +644,5 @@ def simulate(
         valid=ok,
         eligibility=tuple(e for e in elig[:n_noise_elig] if e is not None) or None,
         probe_eligibility=tuple(elig[n_noise_elig:]) or None,
+        mean_voltage=mean_voltage,
     )

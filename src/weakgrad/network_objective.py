@@ -10,7 +10,8 @@ surrogate-gradient BPTT.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -24,7 +25,47 @@ from weakgrad.neurons._base import AbstractNeuron
 from weakgrad.objective import AbstractObjective, _shard_population
 from weakgrad.surrogates import AbstractSurrogate
 
-__all__ = ["NetworkObjective", "network_params", "network_with_params"]
+__all__ = [
+    "AbstractReadout",
+    "MeanOutput",
+    "MeanVoltage",
+    "NetworkObjective",
+    "network_params",
+    "network_with_params",
+]
+
+
+class AbstractReadout(eqx.Module):
+    """What the loss sees of the last layer: ``(n_out,)`` from a simulation's trace."""
+
+    record: eqx.AbstractClassVar[Record]
+
+    def __call__(self, trace: Any) -> Array:
+        raise NotImplementedError
+
+
+class MeanOutput(AbstractReadout):
+    """Time average of the last layer's output (spikes, rates or graded release)."""
+
+    record: ClassVar[Record] = Record(counts=False)
+
+    def __call__(self, trace: Any) -> Array:
+        return trace.mean_output[-1]
+
+
+class MeanVoltage(AbstractReadout):
+    """Time average of the last layer's membrane potential (mV): a non-spiking readout.
+
+    Spike counts of Hodgkin-Huxley neurons barely move with the drive once a neuron fires
+    (type II: firing starts at ~50 Hz) and not at all below threshold, so a loss on them is
+    flat almost everywhere. The mean potential rises with the drive on both sides of
+    threshold, like the membrane-potential readouts of trained spiking networks.
+    """
+
+    record: ClassVar[Record] = Record(counts=False, mean_output=False, mean_voltage=True)
+
+    def __call__(self, trace: Any) -> Array:
+        return trace.mean_voltage[-1]
 
 
 def network_params(net: Network) -> tuple[dict[str, Array], ...]:
@@ -56,9 +97,10 @@ class NetworkObjective(AbstractObjective):
         net: the network (its weights are the starting point; :meth:`params` returns them).
         inputs: ``(B, n_in)`` constant inputs or ``(B, steps, n_in)`` per step.
         targets: ``(B, ...)`` whatever ``loss`` expects (labels for classification).
-        loss: per-example loss on the readout (mean output of the last layer over time).
+        loss: per-example loss on the readout.
         dt: time step (ms); ignored by rate units.
         steps: number of steps (1 for an ordinary feed-forward network).
+        read: what the loss sees (:class:`MeanOutput`, the default, or :class:`MeanVoltage`).
     """
 
     net: Network
@@ -67,6 +109,7 @@ class NetworkObjective(AbstractObjective):
     loss: AbstractLoss
     dt: float = 0.01
     steps: int = eqx.field(static=True, default=1)
+    read: AbstractReadout = MeanOutput()
 
     def __check_init__(self):
         b = np.shape(self.inputs)[0] if np.ndim(self.inputs) >= 2 else None
@@ -88,7 +131,7 @@ class NetworkObjective(AbstractObjective):
         return network_with_params(self.net, params)
 
     def with_batch(self, inputs: Array, targets: Array) -> NetworkObjective:
-        return NetworkObjective(self.net, inputs, targets, self.loss, self.dt, self.steps)
+        return dataclasses.replace(self, inputs=inputs, targets=targets)
 
     def with_surrogate(self, surrogate: AbstractSurrogate) -> NetworkObjective:
         """The same objective with ``surrogate`` on every neuron that takes one."""
@@ -99,7 +142,7 @@ class NetworkObjective(AbstractObjective):
             return x
 
         net = jax.tree.map(swap, self.net, is_leaf=lambda x: isinstance(x, AbstractNeuron))
-        return NetworkObjective(net, self.inputs, self.targets, self.loss, self.dt, self.steps)
+        return dataclasses.replace(self, net=net)
 
     def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=()) -> Any:
         return simulate(
@@ -108,7 +151,7 @@ class NetworkObjective(AbstractObjective):
             dt=self.dt,
             steps=self.steps,
             key=key,
-            record=Record(counts=False),
+            record=self.read.record,
             check=False,
             noise=noise,
             probes=probes,
@@ -118,7 +161,7 @@ class NetworkObjective(AbstractObjective):
         """Readout ``(B, n_out)`` and validity ``(B,)`` of the whole batch."""
         keys = jax.random.split(key, self.batch_size)
         trace = jax.vmap(lambda x, k: self._simulate(params, x, k))(self.inputs, keys)
-        return trace.mean_output[-1], trace.valid
+        return self.read(trace), trace.valid
 
     def per_example(self, params: Any, key: Array, noise=None) -> Array:
         """Losses ``(B,)``; NaN where a simulation blew up. ``noise`` (optional): one
@@ -127,7 +170,7 @@ class NetworkObjective(AbstractObjective):
 
         def one(x, t, k, nz):
             trace = self._simulate(params, x, k, () if nz is None else nz)
-            loss = self.loss(trace.mean_output[-1], t)
+            loss = self.loss(self.read(trace), t)
             return jnp.where(trace.valid, loss, jnp.nan)
 
         if noise is None:
@@ -141,7 +184,7 @@ class NetworkObjective(AbstractObjective):
 
         def one(x, t, k, nz):
             trace = self._simulate(params, x, k, nz)
-            loss = jnp.where(trace.valid, self.loss(trace.mean_output[-1], t), jnp.nan)
+            loss = jnp.where(trace.valid, self.loss(self.read(trace), t), jnp.nan)
             return loss, trace.eligibility
 
         losses, elig = jax.vmap(one)(self.inputs, self.targets, keys, noise)

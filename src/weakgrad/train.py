@@ -176,7 +176,7 @@ class _MnistRun:
         self.objective = mnist_objective(
             t.model, self.x[: self.batch], self.y[: self.batch], key=jax.random.key(tr.seed),
             duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
-            readout_scale=t.readout_scale or None,
+            readout_scale=t.readout_scale or None, readout=t.readout,
         )  # fmt: skip
         self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
 

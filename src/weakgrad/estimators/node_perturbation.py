@@ -195,6 +195,14 @@ class StepwiseNodePerturbation(AbstractEstimator):
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
         layers = _layers(objective, self.layers, "StepwiseNodePerturbation")
+        from weakgrad.network_objective import MeanOutput
+
+        if not isinstance(getattr(objective, "read", MeanOutput()), MeanOutput):
+            raise ValueError(
+                "StepwiseNodePerturbation probes each step's output, so it needs the "
+                f"MeanOutput readout, got {type(objective.read).__name__}; use "
+                "NodePerturbation for other readouts."
+            )
         k, b = self.samples, objective.batch_size
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
         k_noise, k_sim = jax.random.split(key)

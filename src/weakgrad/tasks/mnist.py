@@ -24,6 +24,7 @@ import numpy as np
 from jax import Array
 
 from weakgrad.network import Layer, Network
+from weakgrad.network_objective import MeanOutput, MeanVoltage
 from weakgrad.neurons import HodgkinHuxley, Linear, Sigmoid
 
 __all__ = [
@@ -36,6 +37,10 @@ __all__ = [
 ]
 
 MNIST_MODELS = ("linear", "ann", "hh")
+# HH readouts: the readout class and its default logit scale (per mV for the mean membrane
+# potential; per unit release and per ms of run for the mean release, which makes one
+# output spike, about 1.1 ms of full release, worth about 2.2 whatever the duration).
+HH_READOUTS = {"voltage": (MeanVoltage, 0.5), "release": (MeanOutput, 2.0)}
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -231,6 +236,7 @@ def mnist_objective(
     init: str = "gaussian",
     net: Network | None = None,
     readout_scale: float | None = None,
+    readout: str = "voltage",
 ) -> Any:
     """A :class:`~weakgrad.network_objective.NetworkObjective` for a batch of digits.
 
@@ -252,8 +258,13 @@ def mnist_objective(
         steps = int(round(duration_ms / dt_ms))
         if steps < 1:
             raise ValueError(f"duration_ms={duration_ms} is shorter than one step of {dt_ms} ms.")
-        scale = 2.0 * duration_ms if readout_scale is None else readout_scale
+        if readout not in HH_READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(HH_READOUTS)}, got {readout!r}.")
+        default = HH_READOUTS[readout][1] * (duration_ms if readout == "release" else 1.0)
+        scale = default if readout_scale is None else readout_scale
         if not scale > 0:
             raise ValueError(f"readout_scale must be > 0, got {readout_scale}.")
-        return NetworkObjective(net, x, y, SoftmaxCrossEntropy(scale=scale), dt=dt_ms, steps=steps)
+        loss = SoftmaxCrossEntropy(scale=scale)
+        read = HH_READOUTS[readout][0]()
+        return NetworkObjective(net, x, y, loss, dt=dt_ms, steps=steps, read=read)
     return NetworkObjective(net, x, y, OneHotMSE())
