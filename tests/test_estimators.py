@@ -557,3 +557,30 @@ def test_alternate_node_perturbation_injects_noise_into_one_layer():
             obj, p, (), key=jax.random.key(layer)
         )
         np.testing.assert_allclose(_flat(g), _flat(alone), rtol=2e-3, atol=1e-6)
+
+
+def test_voltage_readout_with_node_perturbation_and_its_limits():
+    from weakgrad.losses import SoftmaxCrossEntropy
+    from weakgrad.network_objective import MeanVoltage
+
+    net = wg.Network.feedforward(
+        (6, 5, 3), wg.HodgkinHuxley(), key=jax.random.key(0), scale=12.0, bias=6.0
+    )
+    x = jnp.abs(jax.random.normal(jax.random.key(1), (2, 6)))
+    obj = NetworkObjective(
+        net, x, jnp.arange(2), SoftmaxCrossEntropy(0.5), dt=0.05, steps=200, read=MeanVoltage()
+    )
+    p = obj.params()
+    trace = wg.simulate(
+        net, x[0], dt=0.05, steps=200, record=wg.Record(voltages=True), key=jax.random.key(0)
+    )
+    readout, _ = obj.readout(p, jax.random.key(0))
+    np.testing.assert_allclose(readout[0], trace.voltages[-1].mean(0), rtol=1e-5)
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    # sigma well below the distance to the nearest spike threshold (about 0.05 in b0[0]).
+    g, _, _ = NodePerturbation(sigma=2e-3, samples=512, hold=None).estimate(
+        obj, p, (), key=jax.random.key(1)
+    )
+    assert _cosine(g, ref) > 0.9
+    with pytest.raises(ValueError, match="needs the MeanOutput readout, got MeanVoltage"):
+        StepwiseNodePerturbation().estimate(obj, p, (), key=jax.random.key(0))

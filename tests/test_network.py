@@ -79,6 +79,9 @@ def test_record_keeps_only_what_is_asked():
     assert full.spikes[0].shape == (500, 3) and full.voltages[0].shape == (500, 3)
     np.testing.assert_array_equal(full.spikes[0].sum(0), lean.counts[0])
     np.testing.assert_allclose(full.outputs[0].mean(0), lean.mean_output[0], rtol=1e-5)
+    mv = _run(net, steps=500, record=wg.Record(mean_voltage=True))
+    np.testing.assert_allclose(mv.mean_voltage[0], full.voltages[0].mean(0), rtol=1e-5)
+    assert lean.mean_voltage is None
 
 
 def test_vmap_over_keys_inputs_and_parameters():

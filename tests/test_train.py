@@ -45,6 +45,15 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
     updates, _ = opt.update(params, opt.init(params), params)
     np.testing.assert_allclose(np.asarray(updates[0]["w"]), -0.1)
     np.testing.assert_allclose(np.asarray(updates[1]["w"]), -3.0, rtol=1e-6)
+    from weakgrad.config import OptimizerConfig
+    from weakgrad.train import make_optimizer
+
+    cosine = make_optimizer(OptimizerConfig(name="sgd", learning_rate=0.5, schedule="cosine"), 4)
+    state, sizes = cosine.init(params), []
+    for _ in range(5):
+        u, state = cosine.update(params, state, params)
+        sizes.append(float(np.abs(np.asarray(u[0]["w"])).max()))
+    np.testing.assert_allclose(sizes, [0.5, 0.5 * (1 + np.cos(np.pi / 4)) / 2, 0.25, sizes[3], 0])
     cfg = _cfg(tmp_path, "", ["optimizer.layer_scale=[1, 2, 3]", "train.steps=1"])
     with pytest.raises(ConfigError, match=r"has 3 entries; this network has 2 layers"):
         train(cfg, tmp_path / "run")

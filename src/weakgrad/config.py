@@ -63,6 +63,7 @@ class OptimizerConfig:
     # them: a layer's drive moves by (update) x (sum of its input), and the hidden layer's
     # summed release (~3) is ~30x smaller than a digit's summed pixels (~100).
     layer_scale: tuple[float, ...] = ()
+    schedule: str = "constant"  # or "cosine": decay to 0 over train.steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +102,7 @@ ALLOWED = {
         "autodiff",
     ),  # fmt: skip
     ("optimizer", "name"): ("adam", "sgd"),
+    ("optimizer", "schedule"): ("constant", "cosine"),
 }
 POSITIVE = {
     ("task", "duration_ms"), ("task", "dt_ms"), ("estimator", "samples"),

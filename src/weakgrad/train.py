@@ -100,9 +100,15 @@ def scale_by_layer(scales: tuple[float, ...]) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
-    """The optimiser a config names, with per-layer update multipliers if it gives them."""
-    base = optax.sgd(cfg.learning_rate) if cfg.name == "sgd" else optax.adam(cfg.learning_rate)
+def make_optimizer(cfg: OptimizerConfig, steps: int | None = None) -> optax.GradientTransformation:
+    """The optimiser a config names, with per-layer update multipliers if it gives them;
+    ``steps`` is the run's length for a decaying schedule."""
+    lr: Any = cfg.learning_rate
+    if cfg.schedule == "cosine":
+        if steps is None:
+            raise ValueError("optimizer.schedule = 'cosine' needs the number of steps.")
+        lr = optax.cosine_decay_schedule(cfg.learning_rate, steps)
+    base = optax.sgd(lr) if cfg.name == "sgd" else optax.adam(lr)
     return optax.chain(base, scale_by_layer(cfg.layer_scale)) if cfg.layer_scale else base
 
 
@@ -292,7 +298,7 @@ def train(
     run = _MnistRun(cfg) if cfg.task.name == "mnist" else _SpikeTrainRun(cfg)
     k_train = jax.random.split(jax.random.key(tr.seed))[1]
     est = make_estimator(cfg.estimator, cfg.task.dt_ms)
-    opt = make_optimizer(cfg.optimizer)
+    opt = make_optimizer(cfg.optimizer, cfg.train.steps)
     params = run.objective.params()
     n_scales = len(cfg.optimizer.layer_scale)
     if n_scales and n_scales != len(params):
