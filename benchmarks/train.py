@@ -1,14 +1,17 @@
 """Training cost and outcome per configuration: wall time per step and per epoch, forward
 evaluations per step, peak memory, and validation / test accuracy, for the weak gradient of
-each shipped MNIST config and for autodiff (plain and clipped) on the same config.
+each shipped MNIST config and for autodiff (plain and clipped) on the same config: one
+table that shows where autodiff trains (short runs) and where it fails (long runs).
 
+    python benchmarks/train.py                     # every config for its own train.steps
     python benchmarks/train.py --steps 20          # cost per step (accuracy after 20 steps)
-    python benchmarks/train.py --steps 1000 --configs mnist-ann
+    python benchmarks/train.py --configs mnist-hh-long --autodiff-steps 300
     python benchmarks/train.py --quick             # 3 steps of two configs (< 1 minute)
 
 Each run is a subprocess (``weakgrad.train.train``), so its peak RSS is its own. Seconds per
 step exclude the first step (compilation). An epoch is the 3,600 training digits of the
-built-in set at the config's batch size.
+built-in set at the config's batch size. The results file is rewritten after every run, so
+an interrupted benchmark keeps the rows it finished.
 """
 
 from __future__ import annotations
@@ -34,15 +37,18 @@ VARIANTS = {
 
 
 def worker(config: str, variant: str, steps: int) -> dict:
+    """One training run; ``steps`` = 0 keeps the config's own number of steps."""
     import csv
 
     from weakgrad.config import load_config
     from weakgrad.train import train
 
+    path = ROOT / "configs" / f"{config}.toml"
+    steps = steps or load_config(path).train.steps
     overrides = VARIANTS[variant] + [
-        f"train.steps={steps}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
+        f"train.steps={steps}", f"train.checkpoint_every={steps}",
     ]  # fmt: skip
-    cfg = load_config(ROOT / "configs" / f"{config}.toml", overrides)
+    cfg = load_config(path, overrides)
     out = Path(tempfile.mkdtemp(prefix="wg_bench_train_"))
     summary = train(cfg, out)
     with open(out / "metrics.csv") as f:
@@ -53,6 +59,7 @@ def worker(config: str, variant: str, steps: int) -> dict:
         "config": config,
         "variant": variant,
         "estimator": cfg.estimator.name,
+        "duration_ms": cfg.task.duration_ms if cfg.task.model == "hh" else None,
         "steps": steps,
         "seconds_per_step": per_step,
         "seconds_per_epoch": per_step * 3600 / cfg.train.batch_size,
@@ -69,7 +76,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=0, help="0: each config's own train.steps")
+    ap.add_argument(
+        "--autodiff-steps", type=int, default=0, help="steps of the autodiff runs (0: --steps)"
+    )
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--quick", action="store_true")
@@ -83,10 +93,15 @@ def main() -> None:
     configs = ["mnist-ann", "mnist-hh-short"] if args.quick else args.configs.split(",")
     variants = ["weak"] if args.quick else args.variants.split(",")
     steps = 3 if args.quick else args.steps
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "train-quick.json" if args.quick else f"train-{steps or 'config'}steps.json"
+    path = args.out / name
+    info = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
     rows = []
     for c in configs:
         for v in variants:
-            cmd = [sys.executable, __file__, "--worker", c, v, str(steps)]
+            n = args.autodiff_steps if v.startswith("autodiff") and args.autodiff_steps else steps
+            cmd = [sys.executable, __file__, "--worker", c, v, str(n)]
             p = subprocess.run(
                 cmd, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")
             )
@@ -97,27 +112,24 @@ def main() -> None:
                 continue
             r = json.loads(p.stdout.strip().splitlines()[-1])
             rows.append(r)
-            print(f"  {c:15s} {v:14s} {r['seconds_per_step']:7.3f} s/step  "
+            print(f"  {c:15s} {v:14s} {r['steps']:5d} steps {r['seconds_per_step']:7.3f} s/step  "
                   f"{r['evals_per_step']:5d} evals  "
                   f"{r['peak_rss_mb']:7.0f} MB  val {100 * r['val_accuracy']:5.1f}%  "
                   f"test {100 * r['test_accuracy']:5.1f}%", flush=True)  # fmt: skip
-    head = "| config | gradient | s / step | s / epoch | evals / step | peak RSS MB |"
-    print(f"\n{head} test accuracy after {steps} steps |")
-    print("|---|---|---|---|---|---|---|")
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
+            os.replace(tmp, path)
+    print("\n| config | gradient | steps | test accuracy | validation accuracy | s / step "
+          "| s / epoch | evals / step | peak RSS MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['config']} | {r['variant']} | failed: {r['error']} | | | | |")
+            print(f"| {r['config']} | {r['variant']} | failed: {r['error']} | | | | | | |")
             continue
-        print(f"| {r['config']} | {r['variant']} ({r['estimator']}) | "
-              f"{r['seconds_per_step']:.3f} | "
-              f"{r['seconds_per_epoch']:.0f} | {r['evals_per_step']} | {r['peak_rss_mb']:.0f} | "
-              f"{100 * r['test_accuracy']:.1f}% |")  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / ("train-quick.json" if args.quick else f"train-{steps}steps.json")
-    tmp = path.with_name(path.name + ".tmp")
-    info = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    tmp.write_text(json.dumps({"info": info, "steps": steps, "rows": rows}, indent=2) + "\n")
-    os.replace(tmp, path)
+        print(f"| {r['config']} | {r['variant']} ({r['estimator']}) | {r['steps']} | "
+              f"{100 * r['test_accuracy']:.1f}% | {100 * r['val_accuracy']:.1f}% | "
+              f"{r['seconds_per_step']:.3f} | {r['seconds_per_epoch']:.0f} | "
+              f"{r['evals_per_step']} | {r['peak_rss_mb']:.0f} |")  # fmt: skip
     print(f"wrote {path}")
 
 

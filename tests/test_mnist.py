@@ -121,3 +121,21 @@ def test_bad_model_names():
         mnist_network("cnn", key=jax.random.key(0))
     with pytest.raises(ValueError, match="init must be 'gaussian' or 'orthogonal'"):
         mnist_network("ann", key=jax.random.key(0), init="xavier")
+    x, y = np.zeros((1, 784), np.float32), np.array([0])
+    with pytest.raises(ValueError, match="readout must be one of voltage, release, got 'spikes'"):
+        mnist_objective("hh", x, y, key=jax.random.key(0), readout="spikes")
+
+
+def test_hh_readouts():
+    from weakgrad.network_objective import MeanOutput, MeanVoltage
+
+    x = np.random.default_rng(0).uniform(size=(2, 784)).astype(np.float32)
+    kw = dict(key=jax.random.key(0), duration_ms=5.0, dt_ms=0.1)
+    volt = mnist_objective("hh", x, np.array([1, 2]), **kw)
+    rel = mnist_objective("hh", x, np.array([1, 2]), readout="release", **kw)
+    assert isinstance(volt.read, MeanVoltage) and volt.loss.scale == 0.5
+    assert isinstance(rel.read, MeanOutput) and rel.loss.scale == 10.0  # 2 per ms
+    v, _ = volt.readout(volt.params(), jax.random.key(0))
+    r, _ = rel.readout(rel.params(), jax.random.key(0))
+    assert np.all((-100 < np.asarray(v)) & (np.asarray(v) < 60))  # mV
+    assert np.all((0 <= np.asarray(r)) & (np.asarray(r) <= 1))  # release fraction
