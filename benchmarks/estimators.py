@@ -227,8 +227,9 @@ def part2(args) -> list[dict]:
 
     data = load_mnist()
     obj = mnist_objective(
-        "hh", data.x_train[:10], data.y_train[:10], key=jax.random.key(0), duration_ms=10.0
-    )
+        "hh", data.x_train[:10], data.y_train[:10], key=jax.random.key(0), duration_ms=10.0,
+        readout="release",
+    )  # fmt: skip
     p = obj.params()
     ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
     ref_flat = np.asarray(ravel_pytree(ref)[0])

@@ -383,6 +383,13 @@ def gradcheck(
     batch: Annotated[int, typer.Option(help="Digits in the batch.")] = 10,
     duration_ms: Annotated[float, typer.Option(help="hh-short: simulated time, ms.")] = 10.0,
     dt_ms: Annotated[float, typer.Option(help="hh-short: time step, ms.")] = 0.05,
+    readout: Annotated[
+        str,
+        typer.Option(
+            help="hh-short: release (mean graded release; smooth over 10 ms, so autodiff is "
+            "a fair reference) | voltage (mean membrane potential, what training uses)."
+        ),
+    ] = "release",
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -424,6 +431,7 @@ def gradcheck(
         key=k_net,
         duration_ms=duration_ms,
         dt_ms=dt_ms,
+        readout=readout,
     )
     params = objective.params()
     selected = {"output": (1,), "hidden": (0,), "all": (0, 1)}[layer]
