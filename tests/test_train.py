@@ -159,3 +159,19 @@ def test_spike_train_task_trains_and_draws_a_raster(tmp_path):
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows[-1]["val_loss"] != "" and rows[-1]["val_accuracy"] == ""
+
+
+def test_node_estimator_hold_from_config():
+    from weakgrad.config import EstimatorConfig
+    from weakgrad.estimators import Alternate, NodePerturbation
+    from weakgrad.train import make_estimator
+
+    def hold(ms, alternate=False):
+        est = make_estimator(EstimatorConfig(name="node", hold_ms=ms, alternate=alternate), 0.1)
+        return est.estimator.hold if isinstance(est, Alternate) else est.hold
+
+    assert hold(0.0) == 1 and hold(float("inf")) is None and hold(5.0) == 50
+    assert hold(float("inf"), alternate=True) is None
+    assert isinstance(
+        make_estimator(EstimatorConfig(name="node", alternate=False)), NodePerturbation
+    )
