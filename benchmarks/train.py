@@ -36,8 +36,9 @@ VARIANTS = {
 }
 
 
-def worker(config: str, variant: str, steps: int) -> dict:
-    """One training run; ``steps`` = 0 keeps the config's own number of steps."""
+def worker(config: str, variant: str, steps: int, extra: list[str] | None = None) -> dict:
+    """One training run; ``steps`` = 0 keeps the config's own number of steps; ``extra``:
+    further ``section.key=value`` overrides."""
     import csv
 
     from weakgrad.config import load_config
@@ -46,7 +47,7 @@ def worker(config: str, variant: str, steps: int) -> dict:
     path = ROOT / "configs" / f"{config}.toml"
     steps = steps or load_config(path).train.steps
     overrides = VARIANTS[variant] + [
-        f"train.steps={steps}", f"train.checkpoint_every={steps}",
+        f"train.steps={steps}", f"train.checkpoint_every={steps}", *(extra or []),
     ]  # fmt: skip
     cfg = load_config(path, overrides)
     out = Path(tempfile.mkdtemp(prefix="wg_bench_train_"))
@@ -83,18 +84,25 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="config override for every run, e.g. --set train.batch_size=10",
+    )  # fmt: skip
     ap.add_argument("--worker", nargs=3, metavar=("CONFIG", "VARIANT", "STEPS"))
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--name", default="", help="results file name (default from --steps)")
     args = ap.parse_args()
     if args.worker:
         c, v, s = args.worker
-        print(json.dumps(worker(c, v, int(s))))
+        print(json.dumps(worker(c, v, int(s), args.set)))
         return
     configs = ["mnist-ann", "mnist-hh-short"] if args.quick else args.configs.split(",")
     variants = ["weak"] if args.quick else args.variants.split(",")
     steps = 3 if args.quick else args.steps
     args.out.mkdir(parents=True, exist_ok=True)
     name = "train-quick.json" if args.quick else f"train-{steps or 'config'}steps.json"
+    if args.name:
+        name = f"{args.name}.json"
     path = args.out / name
     info = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
     rows = []
@@ -102,6 +110,7 @@ def main() -> None:
         for v in variants:
             n = args.autodiff_steps if v.startswith("autodiff") and args.autodiff_steps else steps
             cmd = [sys.executable, __file__, "--worker", c, v, str(n)]
+            cmd += [f"--set={o}" for o in args.set]
             p = subprocess.run(
                 cmd, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")
             )
@@ -111,6 +120,7 @@ def main() -> None:
                 rows.append({"config": c, "variant": v, "error": tail})
                 continue
             r = json.loads(p.stdout.strip().splitlines()[-1])
+            r["overrides"] = args.set
             rows.append(r)
             print(f"  {c:15s} {v:14s} {r['steps']:5d} steps {r['seconds_per_step']:7.3f} s/step  "
                   f"{r['evals_per_step']:5d} evals  "

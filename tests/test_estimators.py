@@ -383,12 +383,18 @@ def test_node_perturbation_needs_far_fewer_samples_than_weight_perturbation():
     assert _cosine(node, ref) > _cosine(weight, ref) + 0.2
 
 
-def test_node_perturbation_on_hodgkin_huxley_network():
+def _hh_objective(steps, loss=None, **kw):
+    """A 6-5-3 HH network on two constant inputs, both layers firing."""
     net = wg.Network.feedforward(
         (6, 5, 3), wg.HodgkinHuxley(), key=jax.random.key(0), scale=12.0, bias=6.0
     )
     x = jnp.abs(jax.random.normal(jax.random.key(1), (2, 6)))
-    obj = NetworkObjective(net, x, jnp.arange(2), OneHotMSE(high=0.3), dt=0.05, steps=100)
+    loss = OneHotMSE(high=0.3) if loss is None else loss
+    return NetworkObjective(net, x, jnp.arange(2), loss, dt=0.05, steps=steps, **kw)
+
+
+def test_node_perturbation_on_hodgkin_huxley_network():
+    obj = _hh_objective(100)
     p = obj.params()
     ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
     g, _, info = _estimate(NodePerturbation(sigma=0.5, samples=1024), obj, p, (), jax.random.key(1))
@@ -526,11 +532,7 @@ def test_held_node_noise_is_unbiased_and_beats_white_noise_on_spiking_neurons():
         NodePerturbation(hold=0)
     # Hodgkin-Huxley neurons over 10 ms: the loss's sensitivity is concentrated around
     # spikes, so white noise wastes most of its variance on steps that do not matter.
-    net = wg.Network.feedforward(
-        (6, 5, 3), wg.HodgkinHuxley(), key=jax.random.key(0), scale=12.0, bias=6.0
-    )
-    x = jnp.abs(jax.random.normal(jax.random.key(1), (2, 6)))
-    obj = NetworkObjective(net, x, jnp.arange(2), OneHotMSE(high=0.3), dt=0.05, steps=200)
+    obj = _hh_objective(200)
     p = obj.params()
     ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
     cos = {
@@ -563,13 +565,8 @@ def test_voltage_readout_with_node_perturbation_and_its_limits():
     from weakgrad.losses import SoftmaxCrossEntropy
     from weakgrad.network_objective import MeanVoltage
 
-    net = wg.Network.feedforward(
-        (6, 5, 3), wg.HodgkinHuxley(), key=jax.random.key(0), scale=12.0, bias=6.0
-    )
-    x = jnp.abs(jax.random.normal(jax.random.key(1), (2, 6)))
-    obj = NetworkObjective(
-        net, x, jnp.arange(2), SoftmaxCrossEntropy(0.5), dt=0.05, steps=200, read=MeanVoltage()
-    )
+    obj = _hh_objective(200, SoftmaxCrossEntropy(0.5), read=MeanVoltage())
+    net, x = obj.net, obj.inputs
     p = obj.params()
     trace = wg.simulate(
         net, x[0], dt=0.05, steps=200, record=wg.Record(voltages=True), key=jax.random.key(0)
