@@ -55,6 +55,11 @@ class AbstractEstimator(eqx.Module):
         """The estimator's state for ``params`` (most estimators are stateless: ``()``)."""
         return ()
 
+    def for_layer(self, layer: int) -> AbstractEstimator | None:
+        """This estimator working on layer ``layer`` alone, for estimators that can do so
+        more cheaply than by masking the gradient (``None``: mask; :class:`Alternate`)."""
+        return None
+
     @abc.abstractmethod
     def estimate(
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array

@@ -7,7 +7,6 @@ does that, one parameter group per step.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -162,13 +161,8 @@ class Alternate(AbstractEstimator):
 
     def _masked(self, params: Any) -> list[AbstractEstimator]:
         if self.groups is None:
-            groups = layer_groups(params)
-            if hasattr(self.estimator, "layers"):
-                # Node perturbation: inject noise only into the current layer, instead of
-                # perturbing every layer and discarding all but one layer's gradient.
-                est = self.estimator
-                return [dataclasses.replace(est, layers=(i,)) for i in range(len(groups))]
-            return [Masked(self.estimator, g) for g in groups]
+            est = self.estimator
+            return [est.for_layer(i) or Masked(est, g) for i, g in enumerate(layer_groups(params))]
         return [Masked(self.estimator, _thaw(g)) for g in self.groups]
 
     def init(self, params: Any) -> AlternateState:

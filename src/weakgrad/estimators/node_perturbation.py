@@ -34,6 +34,7 @@ first order in the input's variation within a block otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import equinox as eqx
@@ -96,6 +97,11 @@ class NodePerturbation(AbstractEstimator):
                 f"NodePerturbation.samples must be an int >= 2 (the baseline is their mean), "
                 f"got {self.samples!r}."
             )
+
+    def for_layer(self, layer: int) -> AbstractEstimator:
+        # Inject noise into that layer only, instead of perturbing every layer and
+        # discarding all but one layer's gradient.
+        return dataclasses.replace(self, layers=(layer,))
 
     def estimate(
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
@@ -190,6 +196,11 @@ class StepwiseNodePerturbation(AbstractEstimator):
                 f"StepwiseNodePerturbation.samples must be an int >= 1 (probes per step), "
                 f"got {self.samples!r}."
             )
+
+    def for_layer(self, layer: int) -> AbstractEstimator:
+        # Inject noise into that layer only, instead of perturbing every layer and
+        # discarding all but one layer's gradient.
+        return dataclasses.replace(self, layers=(layer,))
 
     def estimate(
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
