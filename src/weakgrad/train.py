@@ -67,7 +67,8 @@ def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> Abstract
             if dt_ms is None:
                 raise ValueError("estimator.hold_ms needs the task's dt_ms to count steps.")
             hold = max(1, int(round(cfg.hold_ms / dt_ms)))
-        est = NodePerturbation(sigma=sigma, samples=max(s, 2), hold=hold)
+        samples = s + s % 2 if cfg.antithetic else max(s, 2)
+        est = NodePerturbation(sigma=sigma, samples=samples, hold=hold, antithetic=cfg.antithetic)
         return Alternate(est) if cfg.alternate else est
     if cfg.name == "node-stepwise":
         return StepwiseNodePerturbation(sigma=sigma, samples=s)

@@ -42,7 +42,12 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.estimators._base import AbstractEstimator, EstimatorInfo, _check_positive
+from weakgrad.estimators._base import (
+    AbstractEstimator,
+    EstimatorInfo,
+    _check_pairs,
+    _check_positive,
+)
 from weakgrad.network import NodeNoise, StepProbe
 from weakgrad.objective import AbstractObjective, _shard_population
 from weakgrad.random import stream_keys
@@ -78,12 +83,17 @@ class NodePerturbation(AbstractEstimator):
             layer, to perturb one layer at a time.
         hold: steps each noise draw is held for (1: white noise; None: one draw for the
             whole simulation). Must divide the objective's number of steps.
+        antithetic: run every noise draw with both signs (``samples`` even): the pair's
+            loss difference cancels the even orders of the loss in ``sigma`` (curvature)
+            as well as the baseline, which matters at the large ``sigma`` that spiking
+            layers need.
     """
 
     sigma: float = 0.1
     samples: int = eqx.field(static=True, default=32)
     layers: tuple[int, ...] | None = eqx.field(static=True, default=None)
     hold: int | None = eqx.field(static=True, default=1)
+    antithetic: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         _check_positive("NodePerturbation", sigma=self.sigma)
@@ -97,6 +107,7 @@ class NodePerturbation(AbstractEstimator):
                 f"NodePerturbation.samples must be an int >= 2 (the baseline is their mean), "
                 f"got {self.samples!r}."
             )
+        _check_pairs("NodePerturbation", self.samples, self.antithetic)
 
     def for_layer(self, layer: int) -> AbstractEstimator:
         # Inject noise into that layer only, instead of perturbing every layer and
@@ -117,22 +128,28 @@ class NodePerturbation(AbstractEstimator):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
         sigma = jnp.asarray(self.sigma, dtype)
         k_noise, k_sim = jax.random.split(key)
-        # Key words of every (sample, example) noise stream, per layer: (S, B, 2, n).
+        # Antithetic pairs share a stream: draws 0..n-1 run with sign +1, then again with -1.
+        n = s // 2 if self.antithetic else s
+        # Key words of every (draw, example) noise stream, per layer: (n, B, 2, n_out).
         words = {
             i: jnp.moveaxis(
-                stream_keys(jax.random.fold_in(k_noise, i), (s, b, objective.net.layers[i].n_out)),
+                stream_keys(jax.random.fold_in(k_noise, i), (n, b, objective.net.layers[i].n_out)),
                 0,
                 2,
             )
             for i in layers
         }
+        signs = jnp.ones((n,), dtype)
+        if self.antithetic:
+            words = {i: jnp.concatenate([w, w]) for i, w in words.items()}
+            signs = jnp.concatenate([signs, -signs])
 
-        def perturbed(words_s):  # losses (B,) of sample s, each example its own stream
+        def perturbed(words_s, sign):  # losses (B,) of sample s, each example its own stream
             noise = tuple(
                 NodeNoise(
                     i,
                     words_s[i][:, None],
-                    jnp.ones((b, 1), dtype),
+                    jnp.full((b, 1), sign, dtype),
                     jnp.full((b,), sigma),
                     hold=hold,
                 )  # fmt: skip
@@ -140,14 +157,19 @@ class NodePerturbation(AbstractEstimator):
             )
             return objective.per_example(params, k_sim, noise)
 
-        sharded, _ = _shard_population(words)
-        losses = jax.vmap(perturbed)(sharded)[:s]  # (S, B)
-        coeff = (losses - losses.mean(0)) / (sigma * sigma * (s - 1) * b * hold)  # (S, B)
+        sharded, _ = _shard_population((words, signs))
+        losses = jax.vmap(perturbed)(*sharded)[:s]  # (S, B)
+        if self.antithetic:
+            # sum over pairs (L+ - L-) xi / (sigma S): the baseline and even orders cancel.
+            coeff = (losses[:n] - losses[n:]) / (sigma * sigma * s * b * hold)  # (n, B)
+            words = {i: w[:n] for i, w in words.items()}
+        else:
+            coeff = (losses - losses.mean(0)) / (sigma * sigma * (s - 1) * b * hold)  # (S, B)
         noise = tuple(
             NodeNoise(
                 i,
-                jnp.moveaxis(words[i], 0, 1),  # (B, S, 2, n)
-                coeff.T,  # (B, S)
+                jnp.moveaxis(words[i], 0, 1),  # (B, n, 2, n_out)
+                coeff.T,  # (B, n)
                 jnp.full((b,), sigma),
                 inject=False,
                 correlate=True,
