@@ -577,6 +577,34 @@ def test_antithetic_node_perturbation_is_unbiased_and_cancels_curvature():
         NodePerturbation(samples=5, antithetic=True)
 
 
+def test_node_perturbation_sigma_per_layer():
+    obj = _sigmoid_objective()
+    p = obj.params()
+    key = jax.random.key(3)
+    same = NodePerturbation(sigma=(0.02, 0.02), samples=8).estimate(obj, p, (), key=key)[0]
+    scalar = NodePerturbation(sigma=0.02, samples=8).estimate(obj, p, (), key=key)[0]
+    np.testing.assert_allclose(_flat(same), _flat(scalar), rtol=1e-6)
+    # Each layer sees its own sigma: layer 1 alone with (a, b) equals layer 1 alone with b.
+    mixed = NodePerturbation(sigma=(0.5, 0.02), samples=8, layers=(1,))
+    alone = NodePerturbation(sigma=0.02, samples=8, layers=(1,))
+    np.testing.assert_allclose(
+        _flat(mixed.estimate(obj, p, (), key=key)[0]),
+        _flat(alone.estimate(obj, p, (), key=key)[0]),
+        rtol=1e-6,
+    )
+    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    for layer in range(2):  # each layer's estimate is scaled by its own sigma
+        est = NodePerturbation(sigma=(1e-2, 3e-2), samples=2048, layers=(layer,))
+        g, _, _ = _estimate(est, obj, p, (), jax.random.key(1))
+        a, r = _flat(g[layer]), _flat(ref[layer])
+        assert _cosine(g[layer], ref[layer]) > 0.98
+        assert abs(np.linalg.norm(a) / np.linalg.norm(r) - 1) < 0.1
+    with pytest.raises(ValueError, match=r"has 3 values; the network has 2 layers"):
+        NodePerturbation(sigma=(0.1, 0.1, 0.1)).estimate(obj, p, (), key=key)
+    with pytest.raises(ValueError, match=r"NodePerturbation.sigma\[1\] must be a positive"):
+        NodePerturbation(sigma=(0.1, -1.0))
+
+
 def test_alternate_node_perturbation_injects_noise_into_one_layer():
     obj = _sigmoid_objective()
     p = obj.params()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -57,6 +58,9 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
     cfg = _cfg(tmp_path, "", ["optimizer.layer_scale=[1, 2, 3]", "train.steps=1"])
     with pytest.raises(ConfigError, match=r"has 3 entries; this network has 2 layers"):
         train(cfg, tmp_path / "run")
+    over = ["estimator.name=node", "estimator.layer_sigma=[1, 2, 3]", "train.steps=1"]
+    with pytest.raises(ConfigError, match=r"layer_sigma = \[1.0, 2.0, 3.0\] has 3 entries"):
+        train(_cfg(tmp_path, "", over), tmp_path / "run2")
 
 
 @pytest.mark.parametrize(
@@ -76,6 +80,11 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
         ("[train\n", [], "is not valid TOML"),
         ("", ["optimizer.layer_scale=[1, -2]"], "optimizer.layer_scale = [1, -2] must be a list"),
         ("", ["estimator.hold_ms=-1"], "estimator.hold_ms = -1.0 must be >= 0"),
+        (
+            "",
+            ["estimator.name=regression", "estimator.layer_sigma=[1, 2]"],
+            'estimator.layer_sigma = [1.0, 2.0] applies to estimator.name = "node" only',
+        ),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path, text, overrides, needle):
@@ -175,3 +184,14 @@ def test_node_estimator_hold_from_config():
     assert isinstance(
         make_estimator(EstimatorConfig(name="node", alternate=False)), NodePerturbation
     )
+
+
+def test_node_estimator_sigma_and_pairs_from_config():
+    from weakgrad.config import EstimatorConfig
+    from weakgrad.train import make_estimator
+
+    cfg = EstimatorConfig(name="node", sigma=0.5, samples=7, antithetic=True, alternate=False)
+    est = make_estimator(cfg)
+    assert est.sigma == 0.5 and est.antithetic and est.samples == 8  # pairs: rounded up
+    est = make_estimator(dataclasses.replace(cfg, layer_sigma=(6.0, 1.0)))
+    assert est.sigma == (6.0, 1.0)

@@ -53,6 +53,9 @@ class EstimatorConfig:
     antithetic: bool = False
     clip: float = 0.0  # autodiff: global-norm clip, 0 = none
     hold_ms: float = 0.0  # node: ms each noise draw is held; 0 = every step, inf = whole run
+    # node: one sigma per layer (empty: sigma for all). A spiking hidden layer's release
+    # moves with its drive only near threshold, so it needs a wider noise than the output.
+    layer_sigma: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +185,11 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     cfg = TrainConfig(**sections)
     if not 0 <= cfg.task.correlation <= 1:
         raise ConfigError(f"task.correlation = {cfg.task.correlation} must be in [0, 1].")
+    if cfg.estimator.layer_sigma and cfg.estimator.name != "node":
+        raise ConfigError(
+            f"estimator.layer_sigma = {list(cfg.estimator.layer_sigma)} applies to "
+            f'estimator.name = "node" only, not {cfg.estimator.name!r}; use [] (sigma).'
+        )
     if cfg.task.dt_ms > cfg.task.duration_ms:
         raise ConfigError(
             f"task.dt_ms = {cfg.task.dt_ms} is longer than task.duration_ms = "

@@ -68,7 +68,9 @@ def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> Abstract
                 raise ValueError("estimator.hold_ms needs the task's dt_ms to count steps.")
             hold = max(1, int(round(cfg.hold_ms / dt_ms)))
         samples = s + s % 2 if cfg.antithetic else max(s, 2)
-        est = NodePerturbation(sigma=sigma, samples=samples, hold=hold, antithetic=cfg.antithetic)
+        est = NodePerturbation(
+            sigma=cfg.layer_sigma or sigma, samples=samples, hold=hold, antithetic=cfg.antithetic
+        )
         return Alternate(est) if cfg.alternate else est
     if cfg.name == "node-stepwise":
         return StepwiseNodePerturbation(sigma=sigma, samples=s)
@@ -301,12 +303,15 @@ def train(
     est = make_estimator(cfg.estimator, cfg.task.dt_ms)
     opt = make_optimizer(cfg.optimizer, cfg.train.steps)
     params = run.objective.params()
-    n_scales = len(cfg.optimizer.layer_scale)
-    if n_scales and n_scales != len(params):
-        raise ConfigError(
-            f"optimizer.layer_scale = {list(cfg.optimizer.layer_scale)} has {n_scales} "
-            f"entries; this network has {len(params)} layers: give one per layer or []."
-        )
+    for name, values in [
+        ("optimizer.layer_scale", cfg.optimizer.layer_scale),
+        ("estimator.layer_sigma", cfg.estimator.layer_sigma),
+    ]:
+        if values and len(values) != len(params):
+            raise ConfigError(
+                f"{name} = {list(values)} has {len(values)} entries; this network has "
+                f"{len(params)} layers: give one per layer or []."
+            )
     state = (params, est.init(params), opt.init(params))
     start, elapsed = 0, 0.0
     if resume and ckpt.exists():

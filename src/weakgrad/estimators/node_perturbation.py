@@ -71,12 +71,25 @@ def _layers(objective: Any, layers: tuple[int, ...] | None, owner: str) -> tuple
     return tuple(sorted({i % n_layers for i in chosen}))
 
 
+def _per_layer(sigma: float | tuple[float, ...], n_layers: int, dtype: Any) -> list[Array]:
+    if not isinstance(sigma, tuple | list):
+        return [jnp.asarray(sigma, dtype)] * n_layers
+    if len(sigma) != n_layers:
+        raise ValueError(
+            f"NodePerturbation.sigma = {tuple(sigma)} has {len(sigma)} values; the network "
+            f"has {n_layers} layers: give one per layer or a single number."
+        )
+    return [jnp.asarray(v, dtype) for v in sigma]
+
+
 class NodePerturbation(AbstractEstimator):
     """Free-running node perturbation of one or more layers of a network objective.
 
     Attributes:
         sigma: standard deviation of the per-step noise on the pre-activations (units of
-            the layer's drive: uA/cm^2 for Hodgkin-Huxley layers).
+            the layer's drive: uA/cm^2 for Hodgkin-Huxley layers), or a tuple with one per
+            layer of the network. A spiking layer's output moves with its drive only near
+            threshold, so a hidden layer may need several times the output layer's sigma.
         samples: perturbed simulations per example (>= 2); ``samples + 1`` evaluations.
         layers: indices of the perturbed layers (None: all); the gradient of the other
             layers' parameters is 0. Wrap in ``Alternate`` with layer groups, or pass one
@@ -89,14 +102,20 @@ class NodePerturbation(AbstractEstimator):
             layers need.
     """
 
-    sigma: float = 0.1
+    sigma: float | tuple[float, ...] = 0.1
     samples: int = eqx.field(static=True, default=32)
     layers: tuple[int, ...] | None = eqx.field(static=True, default=None)
     hold: int | None = eqx.field(static=True, default=1)
     antithetic: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
-        _check_positive("NodePerturbation", sigma=self.sigma)
+        if isinstance(self.sigma, tuple | list):
+            if not self.sigma:
+                raise ValueError("NodePerturbation.sigma = () needs one value per layer.")
+            for i, v in enumerate(self.sigma):
+                _check_positive("NodePerturbation", **{f"sigma[{i}]": v})
+        else:
+            _check_positive("NodePerturbation", sigma=self.sigma)
         if self.hold is not None and not (isinstance(self.hold, int) and self.hold >= 1):
             raise ValueError(
                 f"NodePerturbation.hold must be a positive int (steps) or None (the whole "
@@ -126,7 +145,7 @@ class NodePerturbation(AbstractEstimator):
                 f"{objective.steps} steps; choose a divisor (or None for the whole run)."
             )
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        sigma = jnp.asarray(self.sigma, dtype)
+        sigma = _per_layer(self.sigma, len(objective.net.layers), dtype)
         k_noise, k_sim = jax.random.split(key)
         # Antithetic pairs share a stream: draws 0..n-1 run with sign +1, then again with -1.
         n = s // 2 if self.antithetic else s
@@ -150,7 +169,7 @@ class NodePerturbation(AbstractEstimator):
                     i,
                     words_s[i][:, None],
                     jnp.full((b, 1), sign, dtype),
-                    jnp.full((b,), sigma),
+                    jnp.full((b,), sigma[i]),
                     hold=hold,
                 )  # fmt: skip
                 for i in layers
@@ -161,16 +180,16 @@ class NodePerturbation(AbstractEstimator):
         losses = jax.vmap(perturbed)(*sharded)[:s]  # (S, B)
         if self.antithetic:
             # sum over pairs (L+ - L-) xi / (sigma S): the baseline and even orders cancel.
-            coeff = (losses[:n] - losses[n:]) / (sigma * sigma * s * b * hold)  # (n, B)
+            diff = (losses[:n] - losses[n:]) / (s * b * hold)  # (n, B)
             words = {i: w[:n] for i, w in words.items()}
         else:
-            coeff = (losses - losses.mean(0)) / (sigma * sigma * (s - 1) * b * hold)  # (S, B)
+            diff = (losses - losses.mean(0)) / ((s - 1) * b * hold)  # (S, B)
         noise = tuple(
             NodeNoise(
                 i,
                 jnp.moveaxis(words[i], 0, 1),  # (B, n, 2, n_out)
-                coeff.T,  # (B, n)
-                jnp.full((b,), sigma),
+                diff.T / (sigma[i] * sigma[i]),  # (B, n)
+                jnp.full((b,), sigma[i]),
                 inject=False,
                 correlate=True,
                 hold=hold,
