@@ -67,6 +67,7 @@ def network_estimators() -> list[AbstractEstimator]:
 
     return [
         NodePerturbation(sigma=1e-2, samples=64),
+        NodePerturbation(sigma=(0.5, 1e-2), samples=8, hold=None, antithetic=True),
         StepwiseNodePerturbation(sigma=1e-2, samples=64),
         SurrogateGradient(SuperSpike()),
     ]
