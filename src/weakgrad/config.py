@@ -67,6 +67,8 @@ class OptimizerConfig:
     # summed release (~3) is ~30x smaller than a digit's summed pixels (~100).
     layer_scale: tuple[float, ...] = ()
     schedule: str = "constant"  # or "cosine": decay to 0 over train.steps
+    # Decoupled decay of the weights (not biases) per step, times the learning rate: lr*wd*W.
+    weight_decay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +119,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     ("task", "train_size"), ("task", "readout_scale"), ("estimator", "clip"),
     ("estimator", "hold_ms"), ("train", "seed"), ("task", "input_gain"),
+    ("optimizer", "weight_decay"),
 }  # fmt: skip
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 _CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,

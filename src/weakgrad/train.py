@@ -111,8 +111,23 @@ def make_optimizer(cfg: OptimizerConfig, steps: int | None = None) -> optax.Grad
         if steps is None:
             raise ValueError("optimizer.schedule = 'cosine' needs the number of steps.")
         lr = optax.cosine_decay_schedule(cfg.learning_rate, steps)
+    if cfg.weight_decay:
+        # Decoupled (AdamW-style) decay of the weights, not the biases (they set thresholds),
+        # times the scheduled learning rate but not the layer scales.
+        return optax.chain(
+            optax.identity() if cfg.name == "sgd" else optax.scale_by_adam(),
+            scale_by_layer(cfg.layer_scale) if cfg.layer_scale else optax.identity(),
+            optax.add_decayed_weights(cfg.weight_decay, mask=_weights_only),
+            optax.scale_by_learning_rate(lr),
+        )
     base = optax.sgd(lr) if cfg.name == "sgd" else optax.adam(lr)
     return optax.chain(base, scale_by_layer(cfg.layer_scale)) if cfg.layer_scale else base
+
+
+def _weights_only(params: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "weight" in jax.tree_util.keystr(path), params
+    )
 
 
 def _save_checkpoint(path: Path, state: Any, step: int, seconds: float) -> None:
