@@ -80,6 +80,7 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
         ("[train\n", [], "is not valid TOML"),
         ("", ["optimizer.layer_scale=[1, -2]"], "optimizer.layer_scale = [1, -2] must be a list"),
         ("", ["estimator.hold_ms=-1"], "estimator.hold_ms = -1.0 must be >= 0"),
+        ("", ["optimizer.weight_decay=-1"], "optimizer.weight_decay = -1.0 must be >= 0"),
         (
             "",
             ["estimator.name=regression", "estimator.layer_sigma=[1, 2]"],
@@ -195,3 +196,27 @@ def test_node_estimator_sigma_and_pairs_from_config():
     assert est.sigma == 0.5 and est.antithetic and est.samples == 8  # pairs: rounded up
     est = make_estimator(dataclasses.replace(cfg, layer_sigma=(6.0, 1.0)))
     assert est.sigma == (6.0, 1.0)
+
+
+def test_weight_decay_shrinks_weights_not_biases_at_the_learning_rate():
+    import jax.numpy as jnp
+
+    from weakgrad.config import OptimizerConfig
+    from weakgrad.train import make_optimizer
+
+    params = (
+        {"weight": jnp.ones(2), "bias": jnp.ones(2)},
+        {"weight": jnp.full(3, 2.0), "bias": jnp.ones(3)},
+    )
+    cfg = OptimizerConfig(name="sgd", learning_rate=0.1, layer_scale=(1.0, 10.0), weight_decay=0.5)
+    opt = make_optimizer(cfg)
+    zero = tuple({k: jnp.zeros_like(v) for k, v in layer.items()} for layer in params)
+    u, _ = opt.update(zero, opt.init(params), params)
+    # -lr * wd * W, whatever the layer's scale; biases untouched.
+    np.testing.assert_allclose(np.asarray(u[0]["weight"]), -0.05)
+    np.testing.assert_allclose(np.asarray(u[1]["weight"]), -0.1)
+    assert not np.any(np.asarray(u[0]["bias"])) and not np.any(np.asarray(u[1]["bias"]))
+    # A gradient still goes through the layer scale.
+    ones = tuple({k: jnp.ones_like(v) for k, v in layer.items()} for layer in params)
+    u, _ = opt.update(ones, opt.init(params), params)
+    np.testing.assert_allclose(np.asarray(u[1]["bias"]), -1.0, rtol=1e-6)
