@@ -38,6 +38,7 @@ SCRIPT = textwrap.dedent(
         ("regression", Regression(sigma=0.1, samples=7, common_noise=False)),
         ("fd", CentralDifference(step=1e-2, chunk=8)),
         ("node", NodePerturbation(sigma=0.5, samples=6)),
+        ("node-pairs", NodePerturbation(sigma=(0.5, 0.2), samples=6, hold=None, antithetic=True)),
     ]:
         g, _, info = jax.jit(lambda p, k: est.estimate(obj, p, (), key=k))(p, jax.random.key(5))
         leaves = [np.asarray(a).ravel().tolist() for a in jax.tree_util.tree_leaves(g)]
@@ -63,7 +64,7 @@ def test_sharded_estimates_equal_single_device():
     one, four = _run(1), _run(4)
     assert one["devices"] == 1 and four["devices"] == 4
     assert four["population_devices"] == 4  # the population really is split
-    for name in ["smoothing", "regression", "fd", "node"]:
+    for name in ["smoothing", "regression", "fd", "node", "node-pairs"]:
         a, b = one[name], four[name]
         assert np.isfinite(a["loss"])
         np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-12)
