@@ -97,9 +97,9 @@ class NodePerturbation(AbstractEstimator):
         hold: steps each noise draw is held for (1: white noise; None: one draw for the
             whole simulation). Must divide the objective's number of steps.
         antithetic: run every noise draw with both signs (``samples`` even): the pair's
-            loss difference cancels the even orders of the loss in ``sigma`` (curvature)
-            as well as the baseline, which matters at the large ``sigma`` that spiking
-            layers need.
+            loss difference cancels the baseline and the even orders of the loss in
+            ``sigma`` (curvature). It pays near a minimum, where curvature dominates the
+            estimate's noise; elsewhere, at equal cost, it sees half as many directions.
     """
 
     sigma: float | tuple[float, ...] = 0.1
