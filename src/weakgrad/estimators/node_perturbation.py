@@ -158,9 +158,9 @@ class NodePerturbation(AbstractEstimator):
             )
             for i in layers
         }
-        signs = jnp.ones((n,), dtype)
+        run_words, signs = words, jnp.ones((n,), dtype)
         if self.antithetic:
-            words = {i: jnp.concatenate([w, w]) for i, w in words.items()}
+            run_words = {i: jnp.concatenate([w, w]) for i, w in words.items()}
             signs = jnp.concatenate([signs, -signs])
 
         def perturbed(words_s, sign):  # losses (B,) of sample s, each example its own stream
@@ -176,12 +176,11 @@ class NodePerturbation(AbstractEstimator):
             )
             return objective.per_example(params, k_sim, noise)
 
-        sharded, _ = _shard_population((words, signs))
+        sharded, _ = _shard_population((run_words, signs))
         losses = jax.vmap(perturbed)(*sharded)[:s]  # (S, B)
         if self.antithetic:
             # sum over pairs (L+ - L-) xi / (sigma S): the baseline and even orders cancel.
             diff = (losses[:n] - losses[n:]) / (s * b * hold)  # (n, B)
-            words = {i: w[:n] for i, w in words.items()}
         else:
             diff = (losses - losses.mean(0)) / ((s - 1) * b * hold)  # (S, B)
         noise = tuple(
