@@ -31,6 +31,9 @@ class TaskConfig:
     init: str = "gaussian"
     data_dir: str = ""
     train_size: int = 0  # 0: all training digits
+    # Translate each training digit by a random whole number of pixels in [-shift_px,
+    # shift_px] per axis, fresh every step (0: none). Validation and test digits are not moved.
+    shift_px: int = 0
     readout: str = "voltage"  # HH: mean membrane potential or mean graded release
     readout_scale: float = 0.0  # HH logits per mV (voltage) or per release; 0 = default
     # spike-train replication (study 001): cells x hidden x hidden x cells HH network
@@ -119,7 +122,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     ("task", "train_size"), ("task", "readout_scale"), ("estimator", "clip"),
     ("estimator", "hold_ms"), ("train", "seed"), ("task", "input_gain"),
-    ("optimizer", "weight_decay"),
+    ("optimizer", "weight_decay"), ("task", "shift_px"),
 }  # fmt: skip
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 _CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,
@@ -192,6 +195,11 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError(
             f"estimator.layer_sigma = {list(cfg.estimator.layer_sigma)} applies to "
             f'estimator.name = "node" only, not {cfg.estimator.name!r}; use [] (sigma).'
+        )
+    if cfg.task.shift_px > 13:
+        raise ConfigError(
+            f"task.shift_px = {cfg.task.shift_px} would move digits off the 28 x 28 image; "
+            "use 0-13 (1 or 2 is usual)."
         )
     if cfg.task.dt_ms > cfg.task.duration_ms:
         raise ConfigError(

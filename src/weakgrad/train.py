@@ -196,7 +196,7 @@ class _MnistRun:
             raise ValueError(
                 f"train.batch_size = {tr.batch_size} exceeds the {self.n_train} training digits."
             )
-        self.batch, self.seed = tr.batch_size, tr.seed
+        self.batch, self.seed, self.shift = tr.batch_size, tr.seed, t.shift_px
         self.objective = mnist_objective(
             t.model, self.x[: self.batch], self.y[: self.batch], key=jax.random.key(tr.seed),
             duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
@@ -213,8 +213,15 @@ class _MnistRun:
         self._eval = eval_fn
 
     def objective_at(self, step: int) -> Any:
+        from weakgrad.tasks.mnist import shift_digits
+
         idx = _batch_indices(step, self.n_train, self.batch, self.seed)
-        return self.objective.with_batch(jnp.asarray(self.x[idx]), jnp.asarray(self.y[idx]))
+        x = self.x[idx]
+        if self.shift:
+            # A function of the step, like the batch, so a resumed run sees the same digits.
+            rng = np.random.default_rng([self.seed, step, 1])
+            x = shift_digits(x, rng.integers(-self.shift, self.shift + 1, size=(len(x), 2)))
+        return self.objective.with_batch(jnp.asarray(x), jnp.asarray(self.y[idx]))
 
     def _evaluate(self, params, xs, ys, key, chunk=200) -> tuple[float, float]:
         losses, accs, ns = [], [], []
