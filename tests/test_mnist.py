@@ -8,7 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from weakgrad.tasks.mnist import load_mnist, mnist_network, mnist_objective, read_idx
+from weakgrad.tasks.mnist import (
+    load_mnist,
+    mnist_network,
+    mnist_objective,
+    read_idx,
+    shift_digits,
+)
 
 
 def _write_idx(path, array, gz=False):
@@ -139,3 +145,23 @@ def test_hh_readouts():
     r, _ = rel.readout(rel.params(), jax.random.key(0))
     assert np.all((-100 < np.asarray(v)) & (np.asarray(v) < 60))  # mV
     assert np.all((0 <= np.asarray(r)) & (np.asarray(r) <= 1))  # release fraction
+
+
+def test_shift_digits_matches_a_pixel_by_pixel_reference():
+    rng = np.random.default_rng(3)
+    x = rng.random((6, 784), dtype=np.float32)
+    shifts = np.array([[0, 0], [1, 0], [0, -1], [-2, 2], [3, -3], [13, 0]])
+    out = shift_digits(x, shifts).reshape(-1, 28, 28)
+    img = x.reshape(-1, 28, 28)
+    ref = np.zeros_like(img)
+    for n, (dr, dc) in enumerate(shifts):
+        for r in range(28):
+            for c in range(28):
+                if 0 <= r - dr < 28 and 0 <= c - dc < 28:
+                    ref[n, r, c] = img[n, r - dr, c - dc]
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(out[0], img[0])  # no shift: unchanged
+    with pytest.raises(ValueError, match=r"expected \(n, 784\)"):
+        shift_digits(x[:, :100], shifts)
+    with pytest.raises(ValueError, match=r"shifts has shape \(2, 2\); expected \(6, 2\)"):
+        shift_digits(x, shifts[:2])

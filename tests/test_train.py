@@ -81,6 +81,8 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
         ("", ["optimizer.layer_scale=[1, -2]"], "optimizer.layer_scale = [1, -2] must be a list"),
         ("", ["estimator.hold_ms=-1"], "estimator.hold_ms = -1.0 must be >= 0"),
         ("", ["optimizer.weight_decay=-1"], "optimizer.weight_decay = -1.0 must be >= 0"),
+        ("", ["task.shift_px=-1"], "task.shift_px = -1 must be >= 0"),
+        ("", ["task.shift_px=14"], "task.shift_px = 14 would move digits off the 28 x 28"),
         (
             "",
             ["estimator.name=regression", "estimator.layer_sigma=[1, 2]"],
@@ -99,8 +101,9 @@ def _params(run):
         return [d[f"leaf_{i}"] for i in range(int(d["n_leaves"]))], int(d["step"])
 
 
-def test_a_killed_run_resumes_to_the_same_parameters(tmp_path):
-    cfg = load_config(None, SMALL)
+@pytest.mark.parametrize("extra", [[], ["task.shift_px=2"]], ids=["plain", "shifted-digits"])
+def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, extra):
+    cfg = load_config(None, SMALL + extra)
     full = tmp_path / "full"
     train(cfg, full)
     killed = tmp_path / "killed"
@@ -131,6 +134,10 @@ def test_a_killed_run_resumes_to_the_same_parameters(tmp_path):
     assert 0 <= summary["test_accuracy"] <= 1 and summary["steps"] == 6
     assert json.loads((killed / "config.json").read_text())["train"]["steps"] == 6
     assert (killed / "training.png").stat().st_size > 10_000
+    if extra:  # the shifts are drawn, and change what is learned
+        plain = tmp_path / "plain"
+        train(load_config(None, SMALL), plain)
+        assert not all(np.array_equal(x, y) for x, y in zip(a, _params(plain)[0], strict=True))
 
 
 def test_ann_with_regression_learns_a_small_problem(tmp_path):
