@@ -227,3 +227,41 @@ def test_weight_decay_shrinks_weights_not_biases_at_the_learning_rate():
     ones = tuple({k: jnp.ones_like(v) for k, v in layer.items()} for layer in params)
     u, _ = opt.update(ones, opt.init(params), params)
     np.testing.assert_allclose(np.asarray(u[1]["bias"]), -1.0, rtol=1e-6)
+
+
+def test_keep_best_keeps_the_best_validation_state_across_a_resume(tmp_path):
+    over = [*SMALL, "train.keep_best=true", "train.eval_every=1"]
+    full = tmp_path / "full"
+    summary = train(load_config(None, over), full)
+    with open(full / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    ranks = [(float(r["val_accuracy"]), -float(r["val_loss"])) for r in rows]
+    best_step = int(np.argmax([r[0] * 1e6 + r[1] for r in ranks])) + 1  # accuracy, then loss
+    assert ranks[best_step - 1] == max(ranks)
+    best = summary["best"]
+    assert best["step"] == best_step
+    assert best["val_accuracy"] == pytest.approx(float(rows[best_step - 1]["val_accuracy"]))
+    assert 0 <= best["test_accuracy"] <= 1 and best["test_size"] == summary["test_size"]
+    # best.npz holds what a run stopped at that step ends with.
+    short = tmp_path / "short"
+    train(load_config(None, [*SMALL, f"train.steps={best_step}"]), short)
+    with np.load(full / "best.npz") as d:
+        kept = [d[f"leaf_{i}"] for i in range(int(d["n_leaves"]))]
+    for x, y in zip(kept, _params(short)[0], strict=True):
+        np.testing.assert_array_equal(x, y)
+
+    class Killed(Exception):
+        pass
+
+    def die(step, row):
+        if step == 4:
+            raise Killed
+
+    killed = tmp_path / "killed"
+    with pytest.raises(Killed):
+        train(load_config(None, over), killed, progress=die)
+    resumed = train(load_config(None, over), killed, resume=True)
+    assert resumed["best"] == best
+    with np.load(killed / "best.npz") as d:
+        for i, x in enumerate(kept):
+            np.testing.assert_array_equal(d[f"leaf_{i}"], x)

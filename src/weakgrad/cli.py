@@ -724,6 +724,13 @@ def train_command(
             f"final loss {summary['final_loss']:.4g}; {summary['output_spikes']} output vs "
             f"{summary['target_spikes']} target spikes (raster.png)"
         )
+    if "best" in summary:
+        b = summary["best"]
+        key = "test accuracy" if "test_accuracy" in b else "loss"
+        value = (
+            f"{100 * b['test_accuracy']:.1f}%" if "test_accuracy" in b else f"{b['final_loss']:.4g}"
+        )
+        result += f"; best validation at step {b['step']} (best.npz): {key} {value}"
     typer.echo(
         f"wrote {out / 'metrics.csv'} and {out / 'summary.json'}: {summary['steps']} steps in "
         f"{summary['seconds']:.1f} s, {result}"

@@ -82,6 +82,10 @@ class TrainLoopConfig:
     eval_size: int = 400
     checkpoint_every: int = 50
     seed: int = 0
+    # Also keep the parameters of the best evaluation (best.npz: highest validation accuracy,
+    # ties and tasks without one by lowest validation loss) and report the test accuracy of
+    # those as well as of the last step: early stopping by validation.
+    keep_best: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

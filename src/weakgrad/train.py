@@ -9,6 +9,8 @@ a metrics file written as it goes, atomic checkpoints and exact resume.
   loses at most the current step;
 - ``checkpoint.npz``: parameters, estimator and optimiser state, step and elapsed time,
   written atomically every ``checkpoint_every`` steps and at the end;
+- with ``train.keep_best``, ``best.npz``: the state at the best evaluation so far (highest
+  validation accuracy, then lowest validation loss), written atomically when it improves;
 - at the end ``summary.json`` (``steps``, ``seconds``, ``test_accuracy``, ...) and figures.
 
 ``train(cfg, out, resume=True)`` continues from ``checkpoint.npz``: batches and keys are
@@ -130,12 +132,18 @@ def _weights_only(params: Any) -> Any:
     )
 
 
-def _save_checkpoint(path: Path, state: Any, step: int, seconds: float) -> None:
+def _save_checkpoint(path: Path, state: Any, step: int, seconds: float, **extra: float) -> None:
     leaves = jax.tree_util.tree_leaves(state)
     arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, step=step, seconds=seconds, n_leaves=len(leaves), **arrays)
+    np.savez(tmp, step=step, seconds=seconds, n_leaves=len(leaves), **extra, **arrays)
     os.replace(tmp, path)
+
+
+def _rank(val_loss: float, val_acc: float) -> tuple[float, float]:
+    """Sort key of an evaluation, larger is better: accuracy first (NaN where the task has
+    none), then lower loss."""
+    return (val_acc if np.isfinite(val_acc) else -np.inf, -val_loss)
 
 
 def _load_checkpoint(path: Path, template: Any) -> tuple[Any, int, float]:
@@ -168,6 +176,16 @@ def _batch_indices(step: int, n: int, batch: int, seed: int) -> np.ndarray:
     epoch, i = divmod(step, per_epoch)
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     return perm[i * batch : (i + 1) * batch]
+
+
+def _best_in_metrics(path: Path) -> tuple[float, float]:
+    best = (-np.inf, -np.inf)
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["val_loss"]:
+                acc = float(r["val_accuracy"]) if r["val_accuracy"] else float("nan")
+                best = max(best, _rank(float(r["val_loss"]), acc))
+    return best
 
 
 def _truncate_metrics(path: Path, before_step: int) -> None:
@@ -239,7 +257,8 @@ class _MnistRun:
     def validate(self, params, key) -> tuple[float, float]:
         return self._evaluate(params, self.x_val, self.y_val, key)
 
-    def finish(self, params, key, out: Path) -> dict[str, Any]:
+    def finish(self, params, key, out: Path | None) -> dict[str, Any]:
+        """Test metrics of ``params``; ``out``: where figures go (None: none)."""
         loss, acc = self._evaluate(params, self.data.x_test, self.data.y_test, key)
         return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.data.x_test),
                 "data": self.data.source}  # fmt: skip
@@ -286,11 +305,12 @@ class _SpikeTrainRun:
     def validate(self, params, key) -> tuple[float, float]:
         return float(self._loss(self.objective, params, key)), float("nan")
 
-    def finish(self, params, key, out: Path) -> dict[str, Any]:
+    def finish(self, params, key, out: Path | None) -> dict[str, Any]:
         from weakgrad.plots import plot_raster, save_figure
 
         spikes, _ = self.objective.output(params, key)
-        save_figure(
+        if out is not None:
+            save_figure(
             plot_raster(np.asarray(self.target), np.asarray(spikes), self.dt,
                         title="spike-train replication: target vs network"),
             out / "raster.png",
@@ -336,9 +356,14 @@ def train(
             )
     state = (params, est.init(params), opt.init(params))
     start, elapsed = 0, 0.0
+    best_path, best = out / "best.npz", (-np.inf, -np.inf)
     if resume and ckpt.exists():
         state, start, elapsed = _load_checkpoint(ckpt, state)
         _truncate_metrics(metrics_path, start)
+    if tr.keep_best and resume and start > 0:
+        # The bar is the best evaluation before the checkpoint. A best.npz from after it is
+        # overwritten when the (deterministic) rerun reaches that evaluation again.
+        best = _best_in_metrics(metrics_path)
     write_json(out / "config.json", cfg.to_dict())
 
     @eqx.filter_jit
@@ -378,6 +403,10 @@ def train(
                 val_loss, val_acc = run.validate(state[0], k_eval)
                 row["val_loss"] = val_loss
                 row["val_accuracy"] = val_acc if np.isfinite(val_acc) else ""
+                if tr.keep_best and _rank(val_loss, val_acc) > best:
+                    best = _rank(val_loss, val_acc)
+                    _save_checkpoint(best_path, state, step + 1, time.perf_counter() - t0,
+                                     val_loss=val_loss, val_accuracy=val_acc)  # fmt: skip
             row["seconds"] = time.perf_counter() - t0
             writer.writerow(
                 [
@@ -394,6 +423,17 @@ def train(
     seconds = time.perf_counter() - t0
     summary = {"task": cfg.task.name, "steps": tr.steps, "seconds": seconds}
     summary.update(run.finish(state[0], k_eval, out))
+    if tr.keep_best and best_path.exists():
+        best_state, best_step, _ = _load_checkpoint(best_path, state)
+        with np.load(best_path) as d:
+            summary["best"] = {
+                "step": best_step,
+                "val_loss": float(d["val_loss"]),
+                "val_accuracy": float(d["val_accuracy"]),
+            }
+        summary["best"].update(
+            {k: v for k, v in run.finish(best_state[0], k_eval, None).items() if k != "data"}
+        )
     write_json(out / "summary.json", summary)
     _figures(metrics_path, out)
     return summary
