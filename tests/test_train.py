@@ -82,6 +82,7 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
         ("", ["estimator.hold_ms=-1"], "estimator.hold_ms = -1.0 must be >= 0"),
         ("", ["optimizer.weight_decay=-1"], "optimizer.weight_decay = -1.0 must be >= 0"),
         ("", ["task.shift_px=-1"], "task.shift_px = -1 must be >= 0"),
+        ("", ["train.ema_decay=1"], "train.ema_decay = 1.0 must be in [0, 1)"),
         ("", ["task.shift_px=14"], "task.shift_px = 14 would move digits off the 28 x 28"),
         (
             "",
@@ -101,7 +102,11 @@ def _params(run):
         return [d[f"leaf_{i}"] for i in range(int(d["n_leaves"]))], int(d["step"])
 
 
-@pytest.mark.parametrize("extra", [[], ["task.shift_px=2"]], ids=["plain", "shifted-digits"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["task.shift_px=2"], ["train.ema_decay=0.9"]],
+    ids=["plain", "shifted-digits", "averaged"],
+)
 def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, extra):
     cfg = load_config(None, SMALL + extra)
     full = tmp_path / "full"
@@ -134,7 +139,7 @@ def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, extra):
     assert 0 <= summary["test_accuracy"] <= 1 and summary["steps"] == 6
     assert json.loads((killed / "config.json").read_text())["train"]["steps"] == 6
     assert (killed / "training.png").stat().st_size > 10_000
-    if extra:  # the shifts are drawn, and change what is learned
+    if extra == ["task.shift_px=2"]:  # the shifts are drawn, and change what is learned
         plain = tmp_path / "plain"
         train(load_config(None, SMALL), plain)
         assert not all(np.array_equal(x, y) for x, y in zip(a, _params(plain)[0], strict=True))
@@ -265,3 +270,34 @@ def test_keep_best_keeps_the_best_validation_state_across_a_resume(tmp_path):
     with np.load(killed / "best.npz") as d:
         for i, x in enumerate(kept):
             np.testing.assert_array_equal(d[f"leaf_{i}"], x)
+
+
+def test_ema_evaluates_the_bias_corrected_average_of_the_iterates(tmp_path):
+    import jax
+
+    from weakgrad.train import _MnistRun
+
+    decay, n = 0.5, 4
+    iterates = []
+    for k in range(1, n + 1):  # constant learning rate: the run to step k is a prefix
+        train(load_config(None, [*SMALL, f"train.steps={k}"]), tmp_path / f"p{k}")
+        iterates.append(_params(tmp_path / f"p{k}")[0][:4])  # the 4 parameter arrays
+    weights = np.array([(1 - decay) * decay ** (n - k) for k in range(1, n + 1)])
+    expected = [sum(w * it[i] for w, it in zip(weights, iterates, strict=True)) / weights.sum()
+                for i in range(4)]  # fmt: skip
+    cfg = load_config(None, [*SMALL, f"train.steps={n}", f"train.ema_decay={decay}"])
+    summary = train(cfg, tmp_path / "ema")
+    leaves = _params(tmp_path / "ema")[0]
+    for i, want in enumerate(expected):
+        np.testing.assert_allclose(leaves[-4 + i] / (1 - decay**n), want, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(leaves[i], iterates[-1][i])  # the iterate is unchanged
+    # The test metrics are those of the average, not of the last iterate.
+    run = _MnistRun(cfg)
+    params = jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(run.objective.params()), [np.asarray(e) for e in expected]
+    )
+    k_eval = jax.random.fold_in(jax.random.split(jax.random.key(0))[1], 2**31 - 1)
+    ref = run.finish(params, k_eval, None)
+    assert summary["test_loss"] == pytest.approx(ref["test_loss"], rel=1e-4)
+    last = train(load_config(None, [*SMALL, f"train.steps={n}"]), tmp_path / "last")
+    assert summary["test_loss"] != pytest.approx(last["test_loss"], rel=1e-6)

@@ -86,6 +86,10 @@ class TrainLoopConfig:
     # ties and tasks without one by lowest validation loss) and report the test accuracy of
     # those as well as of the last step: early stopping by validation.
     keep_best: bool = False
+    # Evaluate (validate, test, best.npz) an exponential moving average of the parameters
+    # with this decay per step, bias-corrected (0: the parameters themselves). It averages
+    # out the jitter a noisy gradient estimate leaves in the last iterates (Polyak 1992).
+    ema_decay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +131,7 @@ NON_NEGATIVE = {
     ("task", "train_size"), ("task", "readout_scale"), ("estimator", "clip"),
     ("estimator", "hold_ms"), ("train", "seed"), ("task", "input_gain"),
     ("optimizer", "weight_decay"), ("task", "shift_px"),
+    ("train", "ema_decay"),
 }  # fmt: skip
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 _CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,
@@ -199,6 +204,11 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError(
             f"estimator.layer_sigma = {list(cfg.estimator.layer_sigma)} applies to "
             f'estimator.name = "node" only, not {cfg.estimator.name!r}; use [] (sigma).'
+        )
+    if not cfg.train.ema_decay < 1:
+        raise ConfigError(
+            f"train.ema_decay = {cfg.train.ema_decay} must be in [0, 1) (0.999 averages over "
+            "~1,000 steps; 0 turns the average off)."
         )
     if cfg.task.shift_px > 13:
         raise ConfigError(

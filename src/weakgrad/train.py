@@ -9,6 +9,8 @@ a metrics file written as it goes, atomic checkpoints and exact resume.
   loses at most the current step;
 - ``checkpoint.npz``: parameters, estimator and optimiser state, step and elapsed time,
   written atomically every ``checkpoint_every`` steps and at the end;
+- with ``train.ema_decay``, validation and test use a moving average of the parameters
+  (kept in the checkpoint, so resume stays exact);
 - with ``train.keep_best``, ``best.npz``: the state at the best evaluation so far (highest
   validation accuracy, then lowest validation loss), written atomically when it improves;
 - at the end ``summary.json`` (``steps``, ``seconds``, ``test_accuracy``, ...) and figures.
@@ -354,7 +356,10 @@ def train(
                 f"{name} = {list(values)} has {len(values)} entries; this network has "
                 f"{len(params)} layers: give one per layer or []."
             )
+    ema = tr.ema_decay
+    # With an average, the state carries its un-normalised sum: z <- ema z + (1 - ema) params.
     state = (params, est.init(params), opt.init(params))
+    state += (jax.tree.map(jnp.zeros_like, params),) if ema else ()
     start, elapsed = 0, 0.0
     best_path, best = out / "best.npz", (-np.inf, -np.inf)
     if resume and ckpt.exists():
@@ -368,10 +373,20 @@ def train(
 
     @eqx.filter_jit
     def step_fn(state, obj, key):
-        params, est_state, opt_state = state
+        params, est_state, opt_state = state[:3]
         g, est_state, info = est.estimate(obj, params, est_state, key=key)
         updates, opt_state = opt.update(g, opt_state, params)
-        return (optax.apply_updates(params, updates), est_state, opt_state), info.loss, info.evals
+        params = optax.apply_updates(params, updates)
+        new = (params, est_state, opt_state)
+        if ema:
+            new += (jax.tree.map(lambda z, p: ema * z + (1 - ema) * p, state[3], params),)
+        return new, info.loss, info.evals
+
+    def evaluated(state, steps_done: int):
+        """The parameters evaluated after ``steps_done`` steps: the bias-corrected average."""
+        if not ema:
+            return state[0]
+        return jax.tree.map(lambda z: z / (1 - ema**steps_done), state[3])
 
     k_eval = jax.random.fold_in(k_train, 2**31 - 1)
     new_file = not metrics_path.exists() or start == 0
@@ -400,7 +415,7 @@ def train(
             }
             last = step + 1 == tr.steps
             if (step + 1) % tr.eval_every == 0 or last:
-                val_loss, val_acc = run.validate(state[0], k_eval)
+                val_loss, val_acc = run.validate(evaluated(state, step + 1), k_eval)
                 row["val_loss"] = val_loss
                 row["val_accuracy"] = val_acc if np.isfinite(val_acc) else ""
                 if tr.keep_best and _rank(val_loss, val_acc) > best:
@@ -422,7 +437,7 @@ def train(
                 progress(step, row)
     seconds = time.perf_counter() - t0
     summary = {"task": cfg.task.name, "steps": tr.steps, "seconds": seconds}
-    summary.update(run.finish(state[0], k_eval, out))
+    summary.update(run.finish(evaluated(state, tr.steps), k_eval, out))
     if tr.keep_best and best_path.exists():
         best_state, best_step, _ = _load_checkpoint(best_path, state)
         with np.load(best_path) as d:
@@ -432,7 +447,11 @@ def train(
                 "val_accuracy": float(d["val_accuracy"]),
             }
         summary["best"].update(
-            {k: v for k, v in run.finish(best_state[0], k_eval, None).items() if k != "data"}
+            {
+                k: v
+                for k, v in run.finish(evaluated(best_state, best_step), k_eval, None).items()
+                if k != "data"
+            }
         )
     write_json(out / "summary.json", summary)
     _figures(metrics_path, out)
