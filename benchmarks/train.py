@@ -70,6 +70,9 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
         "val_accuracy": float(rows[-1]["val_accuracy"]),
         "test_accuracy": summary["test_accuracy"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # train.keep_best: the state at the best validation accuracy and its test accuracy
+        **({"best": summary["best"]} if "best" in summary else {}),
+        "run_dir": str(out),
     }
 
 
