@@ -58,6 +58,8 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
     cfg = _cfg(tmp_path, "", ["optimizer.layer_scale=[1, 2, 3]", "train.steps=1"])
     with pytest.raises(ConfigError, match=r"has 3 entries; this network has 2 layers"):
         train(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"train.eval_size = 401 exceeds the 400 validation"):
+        train(_cfg(tmp_path, "", ["train.eval_size=401", "train.steps=1"]), tmp_path / "run1")
     over = ["estimator.name=node", "estimator.layer_sigma=[1, 2, 3]", "train.steps=1"]
     with pytest.raises(ConfigError, match=r"layer_sigma = \[1.0, 2.0, 3.0\] has 3 entries"):
         train(_cfg(tmp_path, "", over), tmp_path / "run2")

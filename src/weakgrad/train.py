@@ -222,6 +222,11 @@ class _MnistRun:
             duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
             readout_scale=t.readout_scale or None, readout=t.readout,
         )  # fmt: skip
+        if tr.eval_size > len(self.data.x_val):
+            raise ConfigError(
+                f"train.eval_size = {tr.eval_size} exceeds the {len(self.data.x_val)} "
+                f"validation digits of {self.data.source}; use at most {len(self.data.x_val)}."
+            )
         self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
 
         @eqx.filter_jit
