@@ -174,8 +174,8 @@ def test_spike_train_task_trains_and_draws_a_raster(tmp_path):
     cfg = load_config(
         None,
         ["task.name=spike-train", "task.cells=3", "task.hidden=5", "task.duration_ms=30",
-         "task.rate_hz=60", "train.steps=3", "train.eval_every=3", "train.checkpoint_every=3",
-         "estimator.samples=10", "estimator.sigma=0.5"],
+         "task.rate_hz=60", "train.steps=3", "train.eval_every=1", "train.checkpoint_every=3",
+         "estimator.samples=10", "estimator.sigma=0.5", "train.keep_best=true"],
     )  # fmt: skip
     summary = train(cfg, tmp_path)
     assert summary["task"] == "spike-train" and np.isfinite(summary["final_loss"])
@@ -183,6 +183,10 @@ def test_spike_train_task_trains_and_draws_a_raster(tmp_path):
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows[-1]["val_loss"] != "" and rows[-1]["val_accuracy"] == ""
+    # No accuracy here: the best evaluation is the lowest loss.
+    losses = [float(r["val_loss"]) for r in rows]
+    assert summary["best"]["step"] == int(np.argmin(losses)) + 1
+    assert summary["best"]["final_loss"] == pytest.approx(min(losses), rel=1e-5)
 
 
 def test_node_estimator_hold_from_config():

@@ -217,16 +217,16 @@ class _MnistRun:
                 f"train.batch_size = {tr.batch_size} exceeds the {self.n_train} training digits."
             )
         self.batch, self.seed, self.shift = tr.batch_size, tr.seed, t.shift_px
-        self.objective = mnist_objective(
-            t.model, self.x[: self.batch], self.y[: self.batch], key=jax.random.key(tr.seed),
-            duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
-            readout_scale=t.readout_scale or None, readout=t.readout,
-        )  # fmt: skip
         if tr.eval_size > len(self.data.x_val):
             raise ConfigError(
                 f"train.eval_size = {tr.eval_size} exceeds the {len(self.data.x_val)} "
                 f"validation digits of {self.data.source}; use at most {len(self.data.x_val)}."
             )
+        self.objective = mnist_objective(
+            t.model, self.x[: self.batch], self.y[: self.batch], key=jax.random.key(tr.seed),
+            duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
+            readout_scale=t.readout_scale or None, readout=t.readout,
+        )  # fmt: skip
         self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
 
         @eqx.filter_jit
@@ -318,10 +318,10 @@ class _SpikeTrainRun:
         spikes, _ = self.objective.output(params, key)
         if out is not None:
             save_figure(
-            plot_raster(np.asarray(self.target), np.asarray(spikes), self.dt,
-                        title="spike-train replication: target vs network"),
-            out / "raster.png",
-        )  # fmt: skip
+                plot_raster(np.asarray(self.target), np.asarray(spikes), self.dt,
+                            title="spike-train replication: target vs network"),
+                out / "raster.png",
+            )  # fmt: skip
         return {
             "final_loss": float(self._loss(self.objective, params, key)),
             "target_spikes": int(np.sum(self.target)),
