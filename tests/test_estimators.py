@@ -618,6 +618,29 @@ def test_alternate_node_perturbation_injects_noise_into_one_layer():
         np.testing.assert_allclose(_flat(g), _flat(alone), rtol=2e-3, atol=1e-6)
 
 
+def test_node_perturbation_samples_per_layer():
+    obj = _sigmoid_objective()
+    p = obj.params()
+    per_layer = Alternate(NodePerturbation(sigma=1e-2, samples=(12, 4)))
+    state = per_layer.init(p)
+    for layer, count in [(0, 12), (1, 4), (0, 12)]:
+        key = jax.random.key(10 + layer)
+        g, state, info = per_layer.estimate(obj, p, state, key=key)
+        alone, _, ref = NodePerturbation(sigma=1e-2, samples=count, layers=(layer,)).estimate(
+            obj, p, (), key=key
+        )
+        assert int(info.evals) == count + 1 == int(ref.evals)
+        np.testing.assert_allclose(_flat(g), _flat(alone), rtol=2e-3, atol=1e-6)
+    with pytest.raises(ValueError, match=r"needs one perturbed layer per estimate"):
+        NodePerturbation(samples=(8, 4)).estimate(obj, p, (), key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"has 3 counts; the network has 2 layers"):
+        NodePerturbation(samples=(8, 4, 4), layers=(0,)).estimate(obj, p, (), key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"or a tuple of them, one per layer, got \(8, 1\)"):
+        NodePerturbation(samples=(8, 1))
+    with pytest.raises(ValueError, match=r"must be even"):
+        NodePerturbation(samples=(8, 3), antithetic=True)
+
+
 def test_voltage_readout_with_node_perturbation_and_its_limits():
     from weakgrad.losses import SoftmaxCrossEntropy
     from weakgrad.network_objective import MeanVoltage

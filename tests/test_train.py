@@ -86,6 +86,12 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
         ("", ["task.shift_px=-1"], "task.shift_px = -1 must be >= 0"),
         ("", ["train.ema_decay=1"], "train.ema_decay = 1.0 must be in [0, 1)"),
         ("", ["task.shift_px=14"], "task.shift_px = 14 would move digits off the 28 x 28"),
+        ("", ["estimator.layer_samples=[8, 1]"], "must be a list of whole numbers >= 2"),
+        (
+            "",
+            ["estimator.name=node", "estimator.alternate=false", "estimator.layer_samples=[8, 4]"],
+            'estimator.layer_samples = [8, 4] needs estimator.name = "node" with alternate',
+        ),
         (
             "",
             ["estimator.name=regression", "estimator.layer_sigma=[1, 2]"],
@@ -205,7 +211,7 @@ def test_node_estimator_hold_from_config():
     )
 
 
-def test_node_estimator_sigma_and_pairs_from_config():
+def test_node_estimator_sigma_and_pairs_from_config(tmp_path):
     from weakgrad.config import EstimatorConfig
     from weakgrad.train import make_estimator
 
@@ -214,6 +220,11 @@ def test_node_estimator_sigma_and_pairs_from_config():
     assert est.sigma == 0.5 and est.antithetic and est.samples == 8  # pairs: rounded up
     est = make_estimator(dataclasses.replace(cfg, layer_sigma=(6.0, 1.0)))
     assert est.sigma == (6.0, 1.0)
+    est = make_estimator(dataclasses.replace(cfg, layer_samples=(12, 3), alternate=True))
+    assert est.estimator.samples == (12, 4)  # each count rounded up to pairs
+    over = ["estimator.name=node", "estimator.layer_samples=[8, 4, 4]", "train.steps=1"]
+    with pytest.raises(ConfigError, match=r"layer_samples = \[8, 4, 4\] has 3 entries"):
+        train(load_config(None, over), tmp_path / "run")
 
 
 def test_weight_decay_shrinks_weights_not_biases_at_the_learning_rate():

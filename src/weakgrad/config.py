@@ -59,6 +59,9 @@ class EstimatorConfig:
     # node: one sigma per layer (empty: sigma for all). A spiking hidden layer's release
     # moves with its drive only near threshold, so it needs a wider noise than the output.
     layer_sigma: tuple[float, ...] = ()
+    # node with alternate: perturbed runs per digit for each layer (empty: samples for all).
+    # A hidden layer of 100 neurons needs more draws than an output layer of 10.
+    layer_samples: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +176,18 @@ def _check_floats(section: str, key: str, value: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
+def _check_counts(section: str, key: str, value: Any) -> tuple[int, ...]:
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in value
+    )
+    if not ok:
+        raise ConfigError(
+            f"{section}.{key} = {value!r} must be a list of whole numbers >= 2, one per layer "
+            f"(e.g. [12, 4]), or [] for none."
+        )
+    return tuple(value)
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Validate a nested dict (as read from TOML or a run's config.json) into a config."""
     sections = {}
@@ -194,6 +209,9 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
             if fields[key].type == "tuple[float, ...]":
                 kwargs[key] = _check_floats(section, key, value)
                 continue
+            if fields[key].type == "tuple[int, ...]":
+                kwargs[key] = _check_counts(section, key, value)
+                continue
             expected = {"str": str, "int": int, "float": float, "bool": bool}[fields[key].type]
             kwargs[key] = _check_value(section, key, value, expected)
         sections[section] = cls(**kwargs)
@@ -204,6 +222,14 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError(
             f"estimator.layer_sigma = {list(cfg.estimator.layer_sigma)} applies to "
             f'estimator.name = "node" only, not {cfg.estimator.name!r}; use [] (sigma).'
+        )
+    if cfg.estimator.layer_samples and not (
+        cfg.estimator.name == "node" and cfg.estimator.alternate
+    ):
+        raise ConfigError(
+            f"estimator.layer_samples = {list(cfg.estimator.layer_samples)} needs "
+            'estimator.name = "node" with alternate = true (one layer per step); use [] '
+            "(samples)."
         )
     if not cfg.train.ema_decay < 1:
         raise ConfigError(

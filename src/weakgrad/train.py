@@ -72,6 +72,8 @@ def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> Abstract
                 raise ValueError("estimator.hold_ms needs the task's dt_ms to count steps.")
             hold = max(1, int(round(cfg.hold_ms / dt_ms)))
         samples = s + s % 2 if cfg.antithetic else max(s, 2)
+        if cfg.layer_samples:
+            samples = tuple(c + c % 2 if cfg.antithetic else c for c in cfg.layer_samples)
         est = NodePerturbation(
             sigma=cfg.layer_sigma or sigma, samples=samples, hold=hold, antithetic=cfg.antithetic
         )
@@ -355,6 +357,7 @@ def train(
     for name, values in [
         ("optimizer.layer_scale", cfg.optimizer.layer_scale),
         ("estimator.layer_sigma", cfg.estimator.layer_sigma),
+        ("estimator.layer_samples", cfg.estimator.layer_samples),
     ]:
         if values and len(values) != len(params):
             raise ConfigError(

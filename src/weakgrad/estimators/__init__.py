@@ -68,6 +68,7 @@ def network_estimators() -> list[AbstractEstimator]:
     return [
         NodePerturbation(sigma=1e-2, samples=64),
         NodePerturbation(sigma=(0.5, 1e-2), samples=8, hold=None, antithetic=True),
+        NodePerturbation(sigma=1e-2, samples=(8, 4), layers=(1,)),  # samples per layer
         StepwiseNodePerturbation(sigma=1e-2, samples=64),
         SurrogateGradient(SuperSpike()),
     ]

@@ -90,7 +90,10 @@ class NodePerturbation(AbstractEstimator):
             the layer's drive: uA/cm^2 for Hodgkin-Huxley layers), or a tuple with one per
             layer of the network. A spiking layer's output moves with its drive only near
             threshold, so a hidden layer may need several times the output layer's sigma.
-        samples: perturbed simulations per example (>= 2); ``samples + 1`` evaluations.
+        samples: perturbed simulations per example (>= 2); ``samples + 1`` evaluations. A
+            tuple gives one count per layer of the network, for an estimator that perturbs
+            one layer at a time (``Alternate``, or ``layers=(i,)``): a hidden layer of 100
+            neurons needs more draws than an output layer of 10 for the same accuracy.
         layers: indices of the perturbed layers (None: all); the gradient of the other
             layers' parameters is 0. Wrap in ``Alternate`` with layer groups, or pass one
             layer, to perturb one layer at a time.
@@ -103,7 +106,7 @@ class NodePerturbation(AbstractEstimator):
     """
 
     sigma: float | tuple[float, ...] = 0.1
-    samples: int = eqx.field(static=True, default=32)
+    samples: int | tuple[int, ...] = eqx.field(static=True, default=32)
     layers: tuple[int, ...] | None = eqx.field(static=True, default=None)
     hold: int | None = eqx.field(static=True, default=1)
     antithetic: bool = eqx.field(static=True, default=False)
@@ -121,12 +124,29 @@ class NodePerturbation(AbstractEstimator):
                 f"NodePerturbation.hold must be a positive int (steps) or None (the whole "
                 f"run), got {self.hold!r}."
             )
-        if not (isinstance(self.samples, int) and self.samples >= 2):
+        counts = self.samples if isinstance(self.samples, tuple) else (self.samples,)
+        if not counts or not all(isinstance(c, int) and c >= 2 for c in counts):
             raise ValueError(
-                f"NodePerturbation.samples must be an int >= 2 (the baseline is their mean), "
-                f"got {self.samples!r}."
+                f"NodePerturbation.samples must be an int >= 2 (the baseline is their mean) "
+                f"or a tuple of them, one per layer, got {self.samples!r}."
             )
-        _check_pairs("NodePerturbation", self.samples, self.antithetic)
+        for c in counts:
+            _check_pairs("NodePerturbation", c, self.antithetic)
+
+    def _samples(self, layers: tuple[int, ...], n_layers: int) -> int:
+        if isinstance(self.samples, int):
+            return self.samples
+        if len(self.samples) != n_layers:
+            raise ValueError(
+                f"NodePerturbation.samples = {self.samples} has {len(self.samples)} counts; "
+                f"the network has {n_layers} layers: give one per layer or a single number."
+            )
+        if len(layers) != 1:
+            raise ValueError(
+                f"NodePerturbation.samples = {self.samples} (one count per layer) needs one "
+                "perturbed layer per estimate: wrap it in Alternate or pass layers=(i,)."
+            )
+        return self.samples[layers[0]]
 
     def for_layer(self, layer: int) -> AbstractEstimator:
         # Inject noise into that layer only, instead of perturbing every layer and
@@ -137,7 +157,8 @@ class NodePerturbation(AbstractEstimator):
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
         layers = _layers(objective, self.layers, "NodePerturbation")
-        s, b = self.samples, objective.batch_size
+        s = self._samples(layers, len(objective.net.layers))
+        b = objective.batch_size
         hold = objective.steps if self.hold is None else self.hold
         if objective.steps % hold:
             raise ValueError(
