@@ -164,28 +164,25 @@ def _check_value(section: str, key: str, value: Any, expected: type) -> Any:
     return value
 
 
-def _check_floats(section: str, key: str, value: Any) -> tuple[float, ...]:
+# Per-layer lists: element type, the smallest allowed value, what to call them, an example.
+_PER_LAYER = {
+    "tuple[float, ...]": (float, 0.0, "positive numbers", "[1.0, 30.0]"),
+    "tuple[int, ...]": (int, 1, "whole numbers >= 2", "[12, 4]"),
+}
+
+
+def _check_per_layer(section: str, key: str, value: Any, kind: str) -> tuple[Any, ...]:
+    cast, above, what, example = _PER_LAYER[kind]
+    types = (int, float) if cast is float else (int,)
     ok = isinstance(value, (list, tuple)) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value
+        isinstance(v, types) and not isinstance(v, bool) and v > above for v in value
     )
     if not ok:
         raise ConfigError(
-            f"{section}.{key} = {value!r} must be a list of positive numbers, one per layer "
-            f"(e.g. [1.0, 30.0]), or [] for none."
+            f"{section}.{key} = {value!r} must be a list of {what}, one per layer "
+            f"(e.g. {example}), or [] for none."
         )
-    return tuple(float(v) for v in value)
-
-
-def _check_counts(section: str, key: str, value: Any) -> tuple[int, ...]:
-    ok = isinstance(value, (list, tuple)) and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in value
-    )
-    if not ok:
-        raise ConfigError(
-            f"{section}.{key} = {value!r} must be a list of whole numbers >= 2, one per layer "
-            f"(e.g. [12, 4]), or [] for none."
-        )
-    return tuple(value)
+    return tuple(cast(v) for v in value)
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -206,11 +203,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
                 raise ConfigError(
                     f"unknown key {section}.{key}; the keys of [{section}] are {', '.join(fields)}."
                 )
-            if fields[key].type == "tuple[float, ...]":
-                kwargs[key] = _check_floats(section, key, value)
-                continue
-            if fields[key].type == "tuple[int, ...]":
-                kwargs[key] = _check_counts(section, key, value)
+            if fields[key].type in _PER_LAYER:
+                kwargs[key] = _check_per_layer(section, key, value, fields[key].type)
                 continue
             expected = {"str": str, "int": int, "float": float, "bool": bool}[fields[key].type]
             kwargs[key] = _check_value(section, key, value, expected)
