@@ -618,6 +618,52 @@ def test_alternate_node_perturbation_injects_noise_into_one_layer():
         np.testing.assert_allclose(_flat(g), _flat(alone), rtol=2e-3, atol=1e-6)
 
 
+def _noisy_hh_objective():
+    """A 6-5-4-3 HH network with noisy neurons; the first example's drive blows it up."""
+    net = wg.Network.feedforward(
+        (6, 5, 4, 3), wg.HodgkinHuxley(noise_std=3.0), key=jax.random.key(0), scale=12.0, bias=6.0
+    )
+    x = jnp.abs(jax.random.normal(jax.random.key(1), (3, 6))).at[0].multiply(1e6)
+    return NetworkObjective(net, x, jnp.arange(3), OneHotMSE(high=0.3), dt=0.05, steps=60)
+
+
+def test_tail_objective_reproduces_the_whole_network():
+    obj = _noisy_hh_objective()
+    p, key = obj.params(), jax.random.key(5)
+    whole = np.asarray(obj.per_example(p, key))
+    assert np.isnan(whole[0]) and np.all(np.isfinite(whole[1:]))
+    readout, valid = obj.readout(p, key)
+    for first in (1, 2):
+        tail = obj.tail(p, key, first)
+        # Same losses (the neuron noise of the upper layers included), same NaN.
+        np.testing.assert_array_equal(np.asarray(tail.per_example(p[first:], key)), whole)
+        r, v = tail.readout(p[first:], key)
+        np.testing.assert_array_equal(np.asarray(v), np.asarray(valid))
+        np.testing.assert_array_equal(np.asarray(r)[1:], np.asarray(readout)[1:])
+    with pytest.raises(ValueError, match=r"tail\(first=3\) needs 0 < first < 3"):
+        obj.tail(p, key, 3)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(layers=(2,)), dict(layers=(1, 2), hold=None), dict(layers=(1,), antithetic=True)],
+    ids=["last", "upper-two-held", "middle-antithetic"],
+)
+def test_node_perturbation_reuses_the_unperturbed_lower_layers(kw):
+    obj = _noisy_hh_objective()
+    p, key = obj.params(), jax.random.key(7)
+    est = NodePerturbation(sigma=0.5, samples=8, **kw)
+    shared, _, info = est.estimate(obj, p, (), key=key)
+    alone, _, ref = NodePerturbation(sigma=0.5, samples=8, reuse_lower=False, **kw).estimate(
+        obj, p, (), key=key
+    )
+    assert int(info.evals) == int(ref.evals) == 9
+    np.testing.assert_array_equal(float(info.loss), float(ref.loss))  # NaN from example 0
+    for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(alone), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-9)
+    assert not np.any(np.asarray(shared[0]["weight"]))
+
+
 def test_node_perturbation_samples_per_layer():
     obj = _sigmoid_objective()
     p = obj.params()

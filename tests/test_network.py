@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import weakgrad as wg
+from weakgrad.network import NodeNoise
 
 
 def _run(net, inputs=None, steps=2000, dt=0.01, **kw):
@@ -159,3 +160,29 @@ def test_blow_up_stops_with_a_message_also_under_jit():
     with pytest.raises(Exception, match="simulation blew up"):
         x = jnp.zeros((300, 1)).at[100].set(1e7)
         jax.block_until_ready(jax.jit(lambda x: _run(net, x, steps=300).counts)(x))
+
+
+@pytest.mark.parametrize("hold", [1, 5, 20, 40], ids=["white", "blocks", "whole-run", "longer"])
+def test_node_noise_is_the_injected_current_of_its_draws(hold):
+    """NodeNoise adds std * sum_k w_k xi_k(t // hold) to the drive; the eligibility sums
+    x(t)^T eta(t) and eta(t). Checked against Inject with the same currents drawn step by
+    step (a noise held for the whole run is drawn once inside simulate)."""
+    net = wg.Network.feedforward((4, 3, 2), wg.Sigmoid(), key=jax.random.key(0), scale=2.0)
+    steps, x = 20, jnp.linspace(-1.0, 1.0, 4)
+    words = jnp.moveaxis(wg.random.stream_keys(jax.random.key(1), (3, 2)), 0, 1)  # (K, 2, n)
+    weights = jnp.array([0.5, -1.0, 2.0])
+    noise = NodeNoise(1, words, weights, 0.3, hold=hold)
+    eta = jnp.stack([noise.eta(jnp.uint32(t), jnp.float32) for t in range(steps)])
+    assert np.array_equal(np.asarray(eta[0]), np.asarray(eta[min(hold, steps) - 1]))
+    assert hold >= steps or not np.array_equal(np.asarray(eta[0]), np.asarray(eta[hold]))
+    record = wg.Record(outputs=True)
+    noisy = _run(net, x, steps=steps, record=record, noise=noise)
+    ref = _run(net, x, steps=steps, record=record, inject=wg.Inject(1, eta))
+    np.testing.assert_allclose(np.asarray(noisy.outputs[1]), np.asarray(ref.outputs[1]), rtol=1e-6)
+    traced = NodeNoise(1, words, weights, 0.3, inject=False, correlate=True, hold=hold)
+    elig = _run(net, x, steps=steps, noise=traced)
+    hidden = np.asarray(ref.outputs[0])
+    np.testing.assert_allclose(elig.eligibility[0]["bias"], np.asarray(eta).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        elig.eligibility[0]["weight"], hidden.T @ np.asarray(eta), rtol=1e-5, atol=1e-6
+    )

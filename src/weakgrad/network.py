@@ -522,6 +522,9 @@ def simulate(
         xs["inject"] = jnp.asarray(inject.current, dtype)
 
     drive0 = None if per_step_input else inputs @ layers[0].weight + layers[0].bias
+    # Noise held for the whole run is one draw: make it once, not at every step (drawing
+    # costs about as much as a neuron's step).
+    eta0 = {j: nn.eta(jnp.uint32(0), dtype) for j, nn in enumerate(noise) if nn.hold >= steps}
 
     def body(carry, x_t):
         n_states, s_states, prev, cnt, sm, bad, elig = carry
@@ -542,7 +545,7 @@ def simulate(
             if i in noise_at:
                 j = noise_at[i]
                 nn = noise[j]
-                eta = nn.eta(t, dtype)
+                eta = eta0[j] if j in eta0 else nn.eta(t, dtype)
                 if nn.inject:
                     drive = drive + eta
                 if nn.correlate:

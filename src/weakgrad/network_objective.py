@@ -23,6 +23,7 @@ from weakgrad.losses import AbstractLoss
 from weakgrad.network import Network, Record, simulate
 from weakgrad.neurons._base import AbstractNeuron
 from weakgrad.objective import AbstractObjective, _shard_population
+from weakgrad.random import stream_keys
 from weakgrad.surrogates import AbstractSurrogate
 
 __all__ = [
@@ -201,6 +202,45 @@ class NetworkObjective(AbstractObjective):
         elig = jax.vmap(one)(self.inputs, keys, probes)
         return jax.tree.map(lambda e: e.sum(0), elig)
 
+    def tail(self, params: Any, key: Array, first: int) -> NetworkObjective:
+        """Layers ``first..`` as an objective of their own, fed at every step with what
+        layer ``first - 1`` sends in an unperturbed run of this batch with ``key``.
+
+        Noise on layers ``first..`` leaves the layers below untouched (layers feed forward
+        only), so an estimator that perturbs only those layers can simulate the layers
+        below once per example instead of once per perturbed run. The tail's methods take
+        ``params[first:]`` and the same ``key`` as this objective and give the same
+        numbers (stochastic neurons draw the same noise); an example whose lower layers
+        blew up keeps a NaN loss. Memory: the recorded input, ``B x steps x n`` values
+        (``n``: the width of layer ``first - 1``).
+        """
+        n_layers = len(self.net.layers)
+        if not 0 < first < n_layers:
+            raise ValueError(
+                f"tail(first={first}) needs 0 < first < {n_layers} (the network's layers)."
+            )
+        head = Network(self.network(params).layers[:first])
+        record = Record(counts=False, mean_output=False, outputs=True)
+
+        def one(x, k):
+            trace = simulate(
+                head, x, dt=self.dt, steps=self.steps, key=k, record=record, check=False
+            )
+            return trace.outputs[-1], trace.valid
+
+        sent, valid = jax.vmap(one)(self.inputs, jax.random.split(key, self.batch_size))
+        return _Tail(
+            Network(self.net.layers[first:]),
+            sent,
+            self.targets,
+            self.loss,
+            self.dt,
+            self.steps,
+            self.read,
+            offset=first,
+            head_valid=valid,
+        )
+
     def readout_gradient(self, params: Any, key: Array) -> tuple[Array, Array]:
         """Per-example losses ``(B,)`` and the gradient of the batch-mean loss with respect to
         each example's readout ``(B, n_out)`` (autodiff through the loss only, never
@@ -216,3 +256,43 @@ class NetworkObjective(AbstractObjective):
     def population(self, params: Any, keys: Array) -> Array:
         (params, keys), n = _shard_population((params, keys))
         return jax.vmap(self.__call__)(params, keys)[:n]
+
+
+class _Tail(NetworkObjective):
+    """The upper layers of a network, fed with the recorded output of the layers below
+    (:meth:`NetworkObjective.tail`). Layer ``j`` here is layer ``offset + j`` of the whole
+    network: its neuron noise comes from the same stream."""
+
+    offset: int = eqx.field(static=True, kw_only=True)
+    head_valid: Array = eqx.field(kw_only=True)  # (B,) the layers below did not blow up
+
+    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=()) -> Any:
+        streams = tuple(
+            stream_keys(jax.random.fold_in(key, self.offset + j), (la.n_out,))
+            if la.neuron.stochastic
+            else None
+            for j, la in enumerate(self.net.layers)
+        )
+        return simulate(
+            self.network(params),
+            x,
+            dt=self.dt,
+            steps=self.steps,
+            key=key,
+            record=self.read.record,
+            check=False,
+            noise=noise,
+            probes=probes,
+            streams=streams,
+        )
+
+    def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
+        readout, valid = super().readout(params, key)
+        return readout, valid & self.head_valid
+
+    def per_example(self, params: Any, key: Array, noise=None) -> Array:
+        return jnp.where(self.head_valid, super().per_example(params, key, noise), jnp.nan)
+
+    def eligibility(self, params: Any, key: Array, noise: Any) -> tuple[Array, Any]:
+        losses, elig = super().eligibility(params, key, noise)
+        return jnp.where(self.head_valid, losses, jnp.nan), elig
