@@ -218,3 +218,14 @@ def test_train_command_runs_a_config_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     bad = _cli("train", "--set", "estimator.samples=-3", "--out", str(tmp_path / "b"))
     assert bad.returncode == 2 and "estimator.samples = -3 must be > 0" in bad.stderr
+    scored = _cli("evaluate", str(out))
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout)
+    assert result["step"] == 4 and result["test_accuracy"] == pytest.approx(
+        summary["test_accuracy"]
+    )
+    assert "test accuracy" in scored.stderr
+    wrong = _cli("evaluate", str(out), "--draws", "4")  # a linear network has no node noise
+    assert wrong.returncode == 2 and "train.eval_draws = 4 averages predictions" in wrong.stderr
+    missing = _cli("evaluate", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "config.json does not exist" in missing.stderr

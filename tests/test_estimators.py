@@ -664,6 +664,30 @@ def test_node_perturbation_reuses_the_unperturbed_lower_layers(kw):
     assert not np.any(np.asarray(shared[0]["weight"]))
 
 
+def test_noisy_readouts_spread_as_the_closed_form_on_a_linear_network():
+    """Linear units, one step: readout = (x W0 + b0 + s0 xi0) W1 + b1 + s1 xi1, so its mean
+    is the noise-free readout and its variance s0^2 sum_j W1[j, k]^2 + s1^2 per output."""
+    net = wg.Network.feedforward((5, 4, 3), wg.Linear(), key=jax.random.key(0))
+    obj = NetworkObjective(net, jax.random.normal(jax.random.key(1), (2, 5)), jnp.arange(2),
+                           OneHotMSE())  # fmt: skip
+    p, key, n = obj.params(), jax.random.key(2), 4000
+    clean = np.asarray(obj.readout(p, key)[0])
+    r, valid = obj.noisy_readouts(p, key, (0.5, 0.2), n)
+    assert r.shape == (n, 2, 3) and bool(valid.all())
+    var = 0.25 * np.sum(np.asarray(p[1]["weight"]) ** 2, 0) + 0.04
+    r = np.asarray(r)
+    np.testing.assert_allclose(r.mean(0), clean, atol=4 * np.sqrt(var.max() / n))
+    np.testing.assert_allclose(r.var(0), np.broadcast_to(var, (2, 3)), rtol=0.1)
+    assert np.corrcoef(r[:, 0, 0], r[:, 1, 0])[0, 1] < 0.1  # independent per example
+    np.testing.assert_array_equal(np.asarray(obj.noisy_readouts(p, key, (0.5, 0.2), n)[0]), r)
+    quiet = np.asarray(obj.noisy_readouts(p, key, (0.0, 0.0), 2)[0])
+    np.testing.assert_allclose(quiet, np.broadcast_to(clean, quiet.shape), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"needs one value >= 0 per layer \(2\)"):
+        obj.noisy_readouts(p, key, (0.5,), 2)
+    with pytest.raises(ValueError, match=r"draws must be an int >= 1"):
+        obj.noisy_readouts(p, key, (0.5, 0.2), 0)
+
+
 def test_node_perturbation_samples_per_layer():
     obj = _sigmoid_objective()
     p = obj.params()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from weakgrad.config import ConfigError, load_config
-from weakgrad.train import train
+from weakgrad.train import evaluate, train
 
 
 def _cfg(tmp_path, text="", overrides=()):
@@ -92,6 +92,12 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
             ["estimator.name=node", "estimator.alternate=false", "estimator.layer_samples=[8, 4]"],
             'estimator.layer_samples = [8, 4] needs estimator.name = "node" with alternate',
         ),
+        (
+            "",
+            ["train.eval_draws=8"],
+            'train.eval_draws = 8 averages predictions over the noise of estimator.name = "node"',
+        ),
+        ("", ["train.eval_draws=-1"], "train.eval_draws = -1 must be >= 0"),
         (
             "",
             ["estimator.name=regression", "estimator.layer_sigma=[1, 2]"],
@@ -318,3 +324,34 @@ def test_ema_evaluates_the_bias_corrected_average_of_the_iterates(tmp_path):
     assert summary["test_loss"] == pytest.approx(ref["test_loss"], rel=1e-4)
     last = train(load_config(None, [*SMALL, f"train.steps={n}"]), tmp_path / "last")
     assert summary["test_loss"] != pytest.approx(last["test_loss"], rel=1e-6)
+
+
+HH_SMALL = [
+    "task.model=hh", "task.duration_ms=5", "task.dt_ms=0.1", "task.train_size=40",
+    "train.steps=4", "train.batch_size=4", "train.eval_every=2", "train.eval_size=20",
+    "train.checkpoint_every=2", "estimator.name=node", "estimator.samples=2",
+    "estimator.layer_sigma=[6, 1]", "estimator.hold_ms=inf", "estimator.alternate=true",
+]  # fmt: skip
+
+
+def test_eval_draws_scores_the_smoothed_network_and_evaluate_rescores_a_run(tmp_path):
+    run = tmp_path / "run"
+    over = [*HH_SMALL, "train.eval_draws=3", "train.ema_decay=0.5", "train.keep_best=true"]
+    summary = train(load_config(None, over), run)
+    assert summary["eval_draws"] == 3
+    with open(run / "metrics.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    # evaluate() reproduces what the run reported, smoothed and noise-free (the average too).
+    again = evaluate(run)
+    assert again["step"] == 4 and again["eval_draws"] == 3
+    assert again["val_loss"] == pytest.approx(float(last["val_loss"]), rel=1e-6)
+    assert again["val_accuracy"] == pytest.approx(float(last["val_accuracy"]), abs=1e-6)
+    for k in ("test_loss", "test_accuracy", "noise_free_test_loss", "noise_free_test_accuracy"):
+        assert again[k] == pytest.approx(summary[k], rel=1e-6), k
+    plain = evaluate(run, draws=0)
+    assert "noise_free_test_loss" not in plain
+    assert plain["test_loss"] == pytest.approx(summary["noise_free_test_loss"], rel=1e-6)
+    assert plain["test_loss"] != pytest.approx(summary["test_loss"], rel=1e-3)
+    assert evaluate(run, draws=3, best=True)["step"] == summary["best"]["step"]
+    with pytest.raises(FileNotFoundError, match=r"config.json does not exist: evaluate needs"):
+        evaluate(tmp_path)

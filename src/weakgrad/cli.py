@@ -724,6 +724,11 @@ def train_command(
             f"final loss {summary['final_loss']:.4g}; {summary['output_spikes']} output vs "
             f"{summary['target_spikes']} target spikes (raster.png)"
         )
+    if "noise_free_test_accuracy" in summary:
+        result += (
+            f", predictions averaged over {summary['eval_draws']} noise draws (noise-free "
+            f"network: {100 * summary['noise_free_test_accuracy']:.1f}%)"
+        )
     if "best" in summary:
         b = summary["best"]
         key = "test accuracy" if "test_accuracy" in b else "loss"
@@ -735,6 +740,41 @@ def train_command(
         f"wrote {out / 'metrics.csv'} and {out / 'summary.json'}: {summary['steps']} steps in "
         f"{summary['seconds']:.1f} s, {result}"
     )
+
+
+@app.command(name="evaluate")
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="Run folder written by weakgrad train (MNIST).")],
+    draws: Annotated[
+        int | None,
+        typer.Option(
+            help="Noise draws averaged per prediction (0: the noise-free network; default: "
+            "the run's train.eval_draws)."
+        ),
+    ] = None,
+    best: Annotated[
+        bool, typer.Option("--best", help="Score best.npz, not checkpoint.npz.")
+    ] = False,
+) -> None:
+    """Score a finished (or interrupted) MNIST run again on its validation and test digits,
+    for instance as the smoothed network (--draws 16) the weak gradient trains; prints JSON
+    and writes nothing."""
+    import json as _json
+
+    from weakgrad.train import evaluate
+
+    if draws is not None and draws < 0:
+        raise UsageError(f"--draws = {draws} must be >= 0 (0: the noise-free network).")
+    result = evaluate(run, draws=draws, best=best)
+    typer.echo(_json.dumps(result, indent=2))
+    line = (
+        f"{run / result['checkpoint']} (step {result['step']}, {result['eval_draws']} draws): "
+        f"validation accuracy {100 * result['val_accuracy']:.1f}%, test accuracy "
+        f"{100 * result['test_accuracy']:.1f}%"
+    )
+    if "noise_free_test_accuracy" in result:
+        line += f" (noise-free {100 * result['noise_free_test_accuracy']:.1f}%)"
+    typer.echo(line, err=True)
 
 
 def main() -> None:

@@ -93,6 +93,11 @@ class TrainLoopConfig:
     # with this decay per step, bias-corrected (0: the parameters themselves). It averages
     # out the jitter a noisy gradient estimate leaves in the last iterates (Polyak 1992).
     ema_decay: float = 0.0
+    # Predict (validate, test) with the class probabilities averaged over this many draws of
+    # the node-perturbation noise the network trains with (estimator.layer_sigma / sigma,
+    # hold_ms): node perturbation follows the gradient of the loss averaged over that
+    # noise, so this is the network it trains. 0: the noise-free network.
+    eval_draws: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +139,7 @@ NON_NEGATIVE = {
     ("task", "train_size"), ("task", "readout_scale"), ("estimator", "clip"),
     ("estimator", "hold_ms"), ("train", "seed"), ("task", "input_gain"),
     ("optimizer", "weight_decay"), ("task", "shift_px"),
-    ("train", "ema_decay"),
+    ("train", "ema_decay"), ("train", "eval_draws"),
 }  # fmt: skip
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 _CLASSES = {"task": TaskConfig, "estimator": EstimatorConfig, "optimizer": OptimizerConfig,
@@ -224,6 +229,14 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
             f"estimator.layer_samples = {list(cfg.estimator.layer_samples)} needs "
             'estimator.name = "node" with alternate = true (one layer per step); use [] '
             "(samples)."
+        )
+    if cfg.train.eval_draws and not (
+        cfg.task.name == "mnist" and cfg.task.model == "hh" and cfg.estimator.name == "node"
+    ):
+        raise ConfigError(
+            f"train.eval_draws = {cfg.train.eval_draws} averages predictions over the noise "
+            'of estimator.name = "node" on an MNIST HH network (task.model = "hh"), got '
+            f"estimator.name = {cfg.estimator.name!r}, task.model = {cfg.task.model!r}; use 0."
         )
     if not cfg.train.ema_decay < 1:
         raise ConfigError(

@@ -11,6 +11,7 @@ surrogate-gradient BPTT.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -20,7 +21,7 @@ import numpy as np
 from jax import Array
 
 from weakgrad.losses import AbstractLoss
-from weakgrad.network import Network, Record, simulate
+from weakgrad.network import Network, NodeNoise, Record, simulate
 from weakgrad.neurons._base import AbstractNeuron
 from weakgrad.objective import AbstractObjective, _shard_population
 from weakgrad.random import stream_keys
@@ -163,6 +164,55 @@ class NetworkObjective(AbstractObjective):
         keys = jax.random.split(key, self.batch_size)
         trace = jax.vmap(lambda x, k: self._simulate(params, x, k))(self.inputs, keys)
         return self.read(trace), trace.valid
+
+    def noisy_readouts(
+        self, params: Any, key: Array, sigma: Sequence[float], draws: int, hold: int | None = None
+    ) -> tuple[Array, Array]:
+        """Readouts ``(draws, B, n_out)`` and validity ``(draws, B)`` of the batch under node
+        noise: on layer ``i`` a Gaussian current of std ``sigma[i]`` (units of its drive; 0:
+        none) added to each neuron's drive, redrawn every ``hold`` steps (None: held for the
+        whole run), independent per draw and example. That is the perturbation
+        :class:`~weakgrad.estimators.NodePerturbation` trains with, whose estimate is the
+        gradient of the loss averaged over it: a prediction averaged over the draws is the
+        prediction of that smoothed network.
+        """
+        n_layers = len(self.net.layers)
+        if len(sigma) != n_layers or any(not v >= 0 for v in sigma):
+            raise ValueError(
+                f"noisy_readouts: sigma = {list(sigma)} needs one value >= 0 per layer "
+                f"({n_layers})."
+            )
+        if not (isinstance(draws, int) and draws >= 1):
+            raise ValueError(f"noisy_readouts: draws must be an int >= 1, got {draws!r}.")
+        hold = self.steps if hold is None else hold
+        b, dtype = self.batch_size, jax.tree_util.tree_leaves(params)[0].dtype
+        k_noise, k_sim = jax.random.split(key)
+        noisy = [i for i, v in enumerate(sigma) if v > 0]
+        # (draws, B, 1, 2, n) key words per noisy layer: one stream per draw and example.
+        words = {
+            i: jnp.moveaxis(
+                stream_keys(jax.random.fold_in(k_noise, i), (draws, b, self.net.layers[i].n_out)),
+                0,
+                2,
+            )[:, :, None]
+            for i in noisy
+        }
+        keys = jax.random.split(k_sim, b)
+
+        def one(words_d):
+            def example(x, k, w):
+                noise = tuple(
+                    NodeNoise(
+                        i, w[i], jnp.ones((1,), dtype), jnp.asarray(sigma[i], dtype), hold=hold
+                    )
+                    for i in noisy
+                )
+                trace = self._simulate(params, x, k, noise)
+                return self.read(trace), trace.valid
+
+            return jax.vmap(example)(self.inputs, keys, words_d)
+
+        return jax.vmap(one, axis_size=draws)(words)
 
     def per_example(self, params: Any, key: Array, noise=None) -> Array:
         """Losses ``(B,)``; NaN where a simulation blew up. ``noise`` (optional): one

@@ -23,6 +23,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import time
@@ -35,8 +36,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import Array
 
-from weakgrad.config import ConfigError, EstimatorConfig, OptimizerConfig, TrainConfig
+from weakgrad.config import (
+    ConfigError,
+    EstimatorConfig,
+    OptimizerConfig,
+    TrainConfig,
+    config_from_dict,
+)
 from weakgrad.estimators import (
     SPSA,
     AbstractEstimator,
@@ -51,9 +59,27 @@ from weakgrad.io import write_json
 from weakgrad.losses import accuracy
 from weakgrad.network import SimulationError
 
-__all__ = ["make_estimator", "make_optimizer", "scale_by_layer", "train", "METRIC_COLUMNS"]
+__all__ = [
+    "evaluate",
+    "make_estimator",
+    "make_optimizer",
+    "scale_by_layer",
+    "train",
+    "METRIC_COLUMNS",
+]
 
 METRIC_COLUMNS = ("step", "loss", "evals", "seconds", "val_loss", "val_accuracy")
+
+
+def _hold_steps(cfg: EstimatorConfig, dt_ms: float | None) -> int | None:
+    """Node perturbation's ``hold_ms`` in steps (None: the whole run)."""
+    if cfg.hold_ms == 0:
+        return 1
+    if math.isinf(cfg.hold_ms):
+        return None
+    if dt_ms is None:
+        raise ValueError("estimator.hold_ms needs the task's dt_ms to count steps.")
+    return max(1, int(round(cfg.hold_ms / dt_ms)))
 
 
 def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> AbstractEstimator:
@@ -63,14 +89,7 @@ def make_estimator(cfg: EstimatorConfig, dt_ms: float | None = None) -> Abstract
     if cfg.name == "autodiff":
         return Autodiff(clip=cfg.clip or None)
     if cfg.name == "node":
-        if cfg.hold_ms == 0:
-            hold = 1
-        elif math.isinf(cfg.hold_ms):
-            hold = None
-        else:
-            if dt_ms is None:
-                raise ValueError("estimator.hold_ms needs the task's dt_ms to count steps.")
-            hold = max(1, int(round(cfg.hold_ms / dt_ms)))
+        hold = _hold_steps(cfg, dt_ms)
         samples = s + s % 2 if cfg.antithetic else max(s, 2)
         if cfg.layer_samples:
             samples = tuple(c + c % 2 if cfg.antithetic else c for c in cfg.layer_samples)
@@ -231,13 +250,25 @@ class _MnistRun:
         )  # fmt: skip
         self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
 
-        @eqx.filter_jit
-        def eval_fn(obj, params, key):
-            readout, valid = obj.readout(params, key)
-            losses = jax.vmap(obj.loss)(readout, obj.targets)
-            return jnp.mean(jnp.where(valid, losses, jnp.nan)), accuracy(readout, obj.targets)
+        draws, n_layers = tr.eval_draws, len(self.objective.net.layers)
+        e = cfg.estimator
+        sigma = tuple(e.layer_sigma) if e.layer_sigma else (e.sigma,) * n_layers
+        hold = _hold_steps(e, t.dt_ms) if draws else None
 
-        self._eval = eval_fn
+        @eqx.filter_jit
+        def eval_fn(obj, params, key, smoothed: bool):
+            if not smoothed:
+                readout, valid = obj.readout(params, key)
+                losses = jax.vmap(obj.loss)(readout, obj.targets)
+                return jnp.mean(jnp.where(valid, losses, jnp.nan)), accuracy(readout, obj.targets)
+            # The smoothed network: class probabilities averaged over the training noise.
+            readouts, valid = obj.noisy_readouts(params, key, sigma, draws, hold)
+            probs = jax.nn.softmax(obj.loss.scale * readouts, axis=-1).mean(0)
+            losses = -jnp.log(jnp.take_along_axis(probs, obj.targets[:, None], 1)[:, 0])
+            losses = jnp.where(valid.all(0), losses, jnp.nan)
+            return jnp.mean(losses), accuracy(probs, obj.targets)
+
+        self._eval, self.draws = eval_fn, draws
 
     def objective_at(self, step: int) -> Any:
         from weakgrad.tasks.mnist import shift_digits
@@ -250,13 +281,14 @@ class _MnistRun:
             x = shift_digits(x, rng.integers(-self.shift, self.shift + 1, size=(len(x), 2)))
         return self.objective.with_batch(jnp.asarray(x), jnp.asarray(self.y[idx]))
 
-    def _evaluate(self, params, xs, ys, key, chunk=200) -> tuple[float, float]:
+    def _evaluate(self, params, xs, ys, key, smoothed=None, chunk=200) -> tuple[float, float]:
+        smoothed = bool(self.draws) if smoothed is None else smoothed
         losses, accs, ns = [], [], []
         for i in range(0, len(xs), chunk):
             o = self.objective.with_batch(
                 jnp.asarray(xs[i : i + chunk]), jnp.asarray(ys[i : i + chunk])
             )
-            loss, acc = self._eval(o, params, key)
+            loss, acc = self._eval(o, params, key, smoothed)
             losses.append(float(loss))
             accs.append(float(acc))
             ns.append(len(xs[i : i + chunk]))
@@ -268,9 +300,15 @@ class _MnistRun:
 
     def finish(self, params, key, out: Path | None) -> dict[str, Any]:
         """Test metrics of ``params``; ``out``: where figures go (None: none)."""
-        loss, acc = self._evaluate(params, self.data.x_test, self.data.y_test, key)
-        return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.data.x_test),
-                "data": self.data.source}  # fmt: skip
+        xt, yt = self.data.x_test, self.data.y_test
+        loss, acc = self._evaluate(params, xt, yt, key)
+        out = {"test_loss": loss, "test_accuracy": acc, "test_size": len(xt),
+               "data": self.data.source}  # fmt: skip
+        if self.draws:  # what the noise-free network scores, beside the smoothed one
+            loss, acc = self._evaluate(params, xt, yt, key, smoothed=False)
+            out.update({"eval_draws": self.draws, "noise_free_test_loss": loss,
+                        "noise_free_test_accuracy": acc})  # fmt: skip
+        return out
 
 
 class _SpikeTrainRun:
@@ -331,6 +369,65 @@ class _SpikeTrainRun:
         }
 
 
+def _train_key(seed: int) -> Array:
+    return jax.random.split(jax.random.key(seed))[1]
+
+
+def _eval_key(seed: int) -> Array:
+    return jax.random.fold_in(_train_key(seed), 2**31 - 1)
+
+
+def _initial_state(params: Any, est: AbstractEstimator, opt: Any, ema: float) -> tuple:
+    # With an average, the state carries its un-normalised sum: z <- ema z + (1 - ema) params.
+    state = (params, est.init(params), opt.init(params))
+    return state + ((jax.tree.map(jnp.zeros_like, params),) if ema else ())
+
+
+def _evaluated(state: tuple, steps_done: int, ema: float) -> Any:
+    """The parameters evaluated after ``steps_done`` steps: the bias-corrected average."""
+    if not ema:
+        return state[0]
+    return jax.tree.map(lambda z: z / (1 - ema**steps_done), state[3])
+
+
+def evaluate(
+    out: str | os.PathLike, *, draws: int | None = None, best: bool = False
+) -> dict[str, Any]:
+    """Validation and test metrics of an MNIST run folder's ``checkpoint.npz`` (``best``:
+    its ``best.npz``), as its ``config.json`` says, the parameter average included.
+    ``draws`` overrides ``train.eval_draws`` (0: the noise-free network; N: class
+    probabilities averaged over N draws of the training noise). Writes nothing, so a
+    finished run can be scored again without retraining. Same numbers as the run itself
+    reported for the same settings (same evaluation key)."""
+    out = Path(out)
+    path = out / ("best.npz" if best else "checkpoint.npz")
+    for f in (out / "config.json", path):
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"{f} does not exist: evaluate needs a run folder written by weakgrad train"
+                + (" with train.keep_best = true." if f.name == "best.npz" else ".")
+            )
+    data = json.loads((out / "config.json").read_text())
+    if draws is not None:
+        data.setdefault("train", {})["eval_draws"] = draws
+    cfg = config_from_dict(data)
+    if cfg.task.name != "mnist":
+        raise ValueError(f"evaluate scores MNIST runs; {out} is a {cfg.task.name!r} run.")
+    run = _MnistRun(cfg)
+    est = make_estimator(cfg.estimator, cfg.task.dt_ms)
+    opt = make_optimizer(cfg.optimizer, cfg.train.steps)
+    template = _initial_state(run.objective.params(), est, opt, cfg.train.ema_decay)
+    state, step, _ = _load_checkpoint(path, template)
+    params = _evaluated(state, step, cfg.train.ema_decay)
+    key = _eval_key(cfg.train.seed)
+    val_loss, val_acc = run.validate(params, key)
+    result = {"run": str(out), "checkpoint": path.name, "step": step,
+              "eval_draws": cfg.train.eval_draws, "val_loss": val_loss,
+              "val_accuracy": val_acc, "val_size": len(run.x_val)}  # fmt: skip
+    result.update(run.finish(params, key, None))
+    return result
+
+
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike,
@@ -350,7 +447,7 @@ def train(
         )
     tr = cfg.train
     run = _MnistRun(cfg) if cfg.task.name == "mnist" else _SpikeTrainRun(cfg)
-    k_train = jax.random.split(jax.random.key(tr.seed))[1]
+    k_train = _train_key(tr.seed)
     est = make_estimator(cfg.estimator, cfg.task.dt_ms)
     opt = make_optimizer(cfg.optimizer, cfg.train.steps)
     params = run.objective.params()
@@ -365,9 +462,7 @@ def train(
                 f"{len(params)} layers: give one per layer or []."
             )
     ema = tr.ema_decay
-    # With an average, the state carries its un-normalised sum: z <- ema z + (1 - ema) params.
-    state = (params, est.init(params), opt.init(params))
-    state += (jax.tree.map(jnp.zeros_like, params),) if ema else ()
+    state = _initial_state(params, est, opt, ema)
     start, elapsed = 0, 0.0
     best_path, best = out / "best.npz", (-np.inf, -np.inf)
     if resume and ckpt.exists():
@@ -391,12 +486,9 @@ def train(
         return new, info.loss, info.evals
 
     def evaluated(state, steps_done: int):
-        """The parameters evaluated after ``steps_done`` steps: the bias-corrected average."""
-        if not ema:
-            return state[0]
-        return jax.tree.map(lambda z: z / (1 - ema**steps_done), state[3])
+        return _evaluated(state, steps_done, ema)
 
-    k_eval = jax.random.fold_in(k_train, 2**31 - 1)
+    k_eval = _eval_key(tr.seed)
     new_file = not metrics_path.exists() or start == 0
     with open(metrics_path, "w" if new_file else "a", newline="") as f:
         writer = csv.writer(f)
