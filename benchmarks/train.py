@@ -72,6 +72,8 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # train.keep_best: the state at the best validation accuracy and its test accuracy
         **({"best": summary["best"]} if "best" in summary else {}),
+        # train.eval_draws: test_accuracy is the smoothed network's; this the noise-free one's
+        **{k: summary[k] for k in ("eval_draws", "noise_free_test_accuracy") if k in summary},
         "run_dir": str(out),
     }
 

@@ -178,8 +178,12 @@ def test_ann_with_regression_learns_a_small_problem(tmp_path):
 def test_shipped_configs_are_valid(name):
     from pathlib import Path
 
-    cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    path = Path(__file__).parents[1] / "configs" / f"{name}.toml"
+    cfg = load_config(path)
     assert cfg.task.name in ("mnist", "spike-train") and cfg.train.steps > 0
+    # Every config runs as the autodiff baseline with one override (item 6 of the issue).
+    base = load_config(path, ["estimator.name=autodiff", "estimator.clip=1.0"])
+    assert base.estimator.name == "autodiff"
 
 
 def test_spike_train_task_trains_and_draws_a_raster(tmp_path):
@@ -350,6 +354,9 @@ def test_eval_draws_scores_the_smoothed_network_and_evaluate_rescores_a_run(tmp_
         assert again[k] == pytest.approx(summary[k], rel=1e-6), k
     plain = evaluate(run, draws=0)
     assert "noise_free_test_loss" not in plain
+    # Autodiff trains the noise-free network: it ignores eval_draws like the other noise keys.
+    ad = train(load_config(None, [*over, "estimator.name=autodiff"]), tmp_path / "ad")
+    assert "noise_free_test_accuracy" not in ad and "eval_draws" not in ad
     assert plain["test_loss"] == pytest.approx(summary["noise_free_test_loss"], rel=1e-6)
     assert plain["test_loss"] != pytest.approx(summary["test_loss"], rel=1e-3)
     assert evaluate(run, draws=3, best=True)["step"] == summary["best"]["step"]

@@ -217,21 +217,30 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     cfg = TrainConfig(**sections)
     if not 0 <= cfg.task.correlation <= 1:
         raise ConfigError(f"task.correlation = {cfg.task.correlation} must be in [0, 1].")
-    if cfg.estimator.layer_sigma and cfg.estimator.name != "node":
+    # Autodiff ignores every noise setting (samples, sigma and these alike), so that a node
+    # config runs as the autodiff baseline with --set estimator.name=autodiff alone.
+    noisy = cfg.estimator.name != "autodiff"
+    if noisy and cfg.estimator.layer_sigma and cfg.estimator.name != "node":
         raise ConfigError(
             f"estimator.layer_sigma = {list(cfg.estimator.layer_sigma)} applies to "
             f'estimator.name = "node" only, not {cfg.estimator.name!r}; use [] (sigma).'
         )
-    if cfg.estimator.layer_samples and not (
-        cfg.estimator.name == "node" and cfg.estimator.alternate
+    if (
+        noisy
+        and cfg.estimator.layer_samples
+        and not (cfg.estimator.name == "node" and cfg.estimator.alternate)
     ):
         raise ConfigError(
             f"estimator.layer_samples = {list(cfg.estimator.layer_samples)} needs "
             'estimator.name = "node" with alternate = true (one layer per step); use [] '
             "(samples)."
         )
-    if cfg.train.eval_draws and not (
-        cfg.task.name == "mnist" and cfg.task.model == "hh" and cfg.estimator.name == "node"
+    if (
+        noisy
+        and cfg.train.eval_draws
+        and not (
+            cfg.task.name == "mnist" and cfg.task.model == "hh" and cfg.estimator.name == "node"
+        )
     ):
         raise ConfigError(
             f"train.eval_draws = {cfg.train.eval_draws} averages predictions over the noise "

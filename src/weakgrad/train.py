@@ -250,7 +250,9 @@ class _MnistRun:
         )  # fmt: skip
         self.x_val, self.y_val = self.data.x_val[: tr.eval_size], self.data.y_val[: tr.eval_size]
 
-        draws, n_layers = tr.eval_draws, len(self.objective.net.layers)
+        # Autodiff trains the noise-free network (and ignores the noise settings).
+        draws = 0 if cfg.estimator.name == "autodiff" else tr.eval_draws
+        n_layers = len(self.objective.net.layers)
         e = cfg.estimator
         sigma = tuple(e.layer_sigma) if e.layer_sigma else (e.sigma,) * n_layers
         hold = _hold_steps(e, t.dt_ms) if draws else None
