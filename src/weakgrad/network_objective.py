@@ -146,7 +146,7 @@ class NetworkObjective(AbstractObjective):
         net = jax.tree.map(swap, self.net, is_leaf=lambda x: isinstance(x, AbstractNeuron))
         return dataclasses.replace(self, net=net)
 
-    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=()) -> Any:
+    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=(), streams=None):
         return simulate(
             self.network(params),
             x,
@@ -157,6 +157,7 @@ class NetworkObjective(AbstractObjective):
             check=False,
             noise=noise,
             probes=probes,
+            streams=streams,
         )
 
     def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
@@ -316,25 +317,14 @@ class _Tail(NetworkObjective):
     offset: int = eqx.field(static=True, kw_only=True)
     head_valid: Array = eqx.field(kw_only=True)  # (B,) the layers below did not blow up
 
-    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=()) -> Any:
+    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=(), streams=None):
         streams = tuple(
             stream_keys(jax.random.fold_in(key, self.offset + j), (la.n_out,))
             if la.neuron.stochastic
             else None
             for j, la in enumerate(self.net.layers)
         )
-        return simulate(
-            self.network(params),
-            x,
-            dt=self.dt,
-            steps=self.steps,
-            key=key,
-            record=self.read.record,
-            check=False,
-            noise=noise,
-            probes=probes,
-            streams=streams,
-        )
+        return super()._simulate(params, x, key, noise, probes, streams)
 
     def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
         readout, valid = super().readout(params, key)
