@@ -283,6 +283,13 @@ _NODE_NOISE_STREAM = 7
 _PROBE_STREAM = 8
 
 
+def layer_noise_words(key: Array, layer: int, lead: tuple[int, ...], n_out: int) -> Array:
+    """Key words ``(*lead, 2, n_out)`` of independent noise streams for one layer (the
+    ``words`` of :class:`NodeNoise` and :class:`StepProbe`): one stream per index of
+    ``lead`` (e.g. draw and example), derived from ``key`` and the layer's index."""
+    return jnp.moveaxis(stream_keys(jax.random.fold_in(key, layer), (*lead, n_out)), 0, -2)
+
+
 class StepProbe(eqx.Module):
     """Per-step perturbation probes of one layer's pre-activations, each started from the
     unperturbed state (the study's first node-perturbation variant: "return all the neurons

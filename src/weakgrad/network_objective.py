@@ -21,7 +21,7 @@ import numpy as np
 from jax import Array
 
 from weakgrad.losses import AbstractLoss
-from weakgrad.network import Network, NodeNoise, Record, simulate
+from weakgrad.network import Network, NodeNoise, Record, layer_noise_words, simulate
 from weakgrad.neurons._base import AbstractNeuron
 from weakgrad.objective import AbstractObjective, _shard_population
 from weakgrad.random import stream_keys
@@ -191,12 +191,7 @@ class NetworkObjective(AbstractObjective):
         noisy = [i for i, v in enumerate(sigma) if v > 0]
         # (draws, B, 1, 2, n) key words per noisy layer: one stream per draw and example.
         words = {
-            i: jnp.moveaxis(
-                stream_keys(jax.random.fold_in(k_noise, i), (draws, b, self.net.layers[i].n_out)),
-                0,
-                2,
-            )[:, :, None]
-            for i in noisy
+            i: layer_noise_words(k_noise, i, (draws, b, 1), self.net.layers[i].n_out) for i in noisy
         }
         keys = jax.random.split(k_sim, b)
 

@@ -48,9 +48,8 @@ from weakgrad.estimators._base import (
     _check_pairs,
     _check_positive,
 )
-from weakgrad.network import NodeNoise, StepProbe
+from weakgrad.network import NodeNoise, StepProbe, layer_noise_words
 from weakgrad.objective import AbstractObjective, _shard_population
-from weakgrad.random import stream_keys
 
 __all__ = ["NodePerturbation", "StepwiseNodePerturbation"]
 
@@ -186,14 +185,7 @@ class NodePerturbation(AbstractEstimator):
         # Antithetic pairs share a stream: draws 0..n-1 run with sign +1, then again with -1.
         n = s // 2 if self.antithetic else s
         # Key words of every (draw, example) noise stream, per layer: (n, B, 2, n_out).
-        words = {
-            i: jnp.moveaxis(
-                stream_keys(jax.random.fold_in(k_noise, i), (n, b, widths[i])),
-                0,
-                2,
-            )
-            for i in layers
-        }
+        words = {i: layer_noise_words(k_noise, i, (n, b), widths[i]) for i in layers}
         run_words, signs = words, jnp.ones((n,), dtype)
         if self.antithetic:
             run_words = {i: jnp.concatenate([w, w]) for i, w in words.items()}
@@ -297,13 +289,7 @@ class StepwiseNodePerturbation(AbstractEstimator):
         probes = tuple(
             StepProbe(
                 i,
-                jnp.moveaxis(
-                    stream_keys(
-                        jax.random.fold_in(k_noise, i), (b, k, objective.net.layers[i].n_out)
-                    ),
-                    0,
-                    2,
-                ),  # (B, K, 2, n)
+                layer_noise_words(k_noise, i, (b, k), objective.net.layers[i].n_out),
                 jnp.full((b,), self.sigma, dtype),
                 weights.astype(dtype),
             )
