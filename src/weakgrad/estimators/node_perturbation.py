@@ -104,10 +104,12 @@ class NodePerturbation(AbstractEstimator):
             estimate's noise; elsewhere, at equal cost, it sees half as many directions.
         reuse_lower: when no layer below ``min(layers)`` is perturbed, simulate those
             layers once per example and feed their recorded output to every perturbed run
-            (:meth:`~weakgrad.network_objective.NetworkObjective.tail`). Same numbers, far
-            less work for an upper layer (for MNIST's 784-100-10 HH network an output-layer
-            run costs about a tenth of a whole one), for ``B x steps x n`` values of memory
-            (``n``: the width of the layer below). ``EstimatorInfo.evals`` still counts
+            (:meth:`~weakgrad.network_objective.NetworkObjective.tail`). Same numbers. Under
+            ``jax.vmap`` the unperturbed lower layers already run once per example in the
+            perturbed runs; this also spares their second run in the eligibility pass
+            (MNIST HH 784-100-10, output layer: 1.46x faster at S = 4, 1.02x at S = 32;
+            ``benchmarks/node_layers.py``), for ``B x steps x n`` values of memory (``n``:
+            the width of the layer below). ``EstimatorInfo.evals`` still counts
             whole-network evaluations.
     """
 
