@@ -58,9 +58,9 @@ def _objectives(d: int):
     import jax.numpy as jnp
 
     import weakgrad as wg
-    from weakgrad.losses import MSE
-    from weakgrad.network_objective import NetworkObjective
-    from weakgrad.objective import Objective
+    from weakgrad.objectives.base import Objective
+    from weakgrad.objectives.losses import MSE
+    from weakgrad.objectives.network import NetworkObjective
 
     a = jnp.linspace(0.5, 2.0, d)
     c = jnp.linspace(-1.0, 1.0, d)
@@ -220,7 +220,7 @@ def part2(args) -> list[dict]:
     import numpy as np
     from jax.flatten_util import ravel_pytree
 
-    from weakgrad.diagnostics import gradient_error
+    from weakgrad.analysis.diagnostics import gradient_error
     from weakgrad.estimators import Autodiff, GaussianSmoothing, Masked, Regression
     from weakgrad.estimators.node_perturbation import NodePerturbation
     from weakgrad.tasks.mnist import load_mnist, mnist_objective

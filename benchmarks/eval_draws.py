@@ -1,7 +1,7 @@
 """Accuracy of finished MNIST runs scored noise-free and as the smoothed network.
 
 Node perturbation follows the gradient of the loss averaged over its noise, so the network
-it trains is the noisy one. ``weakgrad.train.evaluate(run, draws=N)`` predicts with the
+it trains is the noisy one. ``weakgrad.training.loop.evaluate(run, draws=N)`` predicts with the
 class probabilities averaged over ``N`` draws of that noise (``train.eval_draws``; 0: the
 noise-free network) from a run's own checkpoint, without retraining. This script scores
 several run folders (the ``run_dir`` of ``benchmarks/train.py`` rows) for several ``N`` and
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--name", default="eval-draws")
     args = ap.parse_args()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from weakgrad.train import evaluate
+    from weakgrad.training.loop import evaluate
 
     draws = [int(d) for d in args.draws.split(",")]
     labels = args.label + [r.name for r in args.runs[len(args.label) :]]

@@ -3,7 +3,7 @@
 
 1-D: 1000 weights x 10 noisy trials of the single-neuron turn-off task (I = w * 34.6
 uA/cm^2 plus a 5 uA/cm^2 per-step noise current), tau = 1 s at dt = 0.01 ms: 10^9
-neuron-steps. weakgrad runs it through ``weakgrad.landscape.sweep_1d`` (what ``weakgrad
+neuron-steps. weakgrad runs it through ``weakgrad.analysis.landscape.sweep_1d`` (what ``weakgrad
 landscape`` runs), one JAX device per core; Brian2 simulates the same 10,000 neurons as one
 C++ standalone network (OpenMP threads = cores). Both times are wall clock including
 compilation / code generation, and again warm.
@@ -45,7 +45,7 @@ def run_weakgrad_1d(args) -> dict:
     import numpy as np
 
     import weakgrad as wg
-    from weakgrad.landscape import sweep_1d
+    from weakgrad.analysis.landscape import sweep_1d
     from weakgrad.tasks import SingleNeuronTurnOff
 
     s = _sizes(args)
@@ -73,8 +73,7 @@ def run_brian2_1d(args) -> dict:
     import brian2 as b2
     import numpy as np
     from brian2 import cm2, ms, uA
-
-    from weakgrad.peers import brian2_hh_group
+    from peers import brian2_hh_group
 
     s = _sizes(args)
     build = tempfile.mkdtemp(prefix="wg_bench_land_")
@@ -111,7 +110,7 @@ def run_weakgrad_2d(args) -> dict:
     import jax
     import numpy as np
 
-    from weakgrad.landscape import random_direction, sweep_2d
+    from weakgrad.analysis.landscape import random_direction, sweep_2d
     from weakgrad.tasks import CompleteGraphTurnOff
 
     s = _sizes(args)

@@ -95,8 +95,7 @@ def run_weakgrad(args, devices: int) -> dict:
 def run_brian2(args) -> dict:
     import brian2 as b2
     from brian2 import cm2, ms, uA
-
-    from weakgrad.peers import brian2_hh_group
+    from peers import brian2_hh_group
 
     currents, steps = _workload(args)
     build = tempfile.mkdtemp(prefix="wg_bench_brian2_")

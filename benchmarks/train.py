@@ -8,7 +8,7 @@ table that shows where autodiff trains (short runs) and where it fails (long run
     python benchmarks/train.py --configs mnist-hh-long --autodiff-steps 300
     python benchmarks/train.py --quick             # 3 steps of two configs (< 1 minute)
 
-Each run is a subprocess (``weakgrad.train.train``), so its peak RSS is its own. Seconds per
+Each run is a subprocess (``weakgrad.training.loop.train``), so its peak RSS is its own. Seconds per
 step exclude the first step (compilation). An epoch is the 3,600 training digits of the
 built-in set at the config's batch size. The results file is rewritten after every run, so
 an interrupted benchmark keeps the rows it finished.
@@ -42,7 +42,7 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
     import csv
 
     from weakgrad.config import load_config
-    from weakgrad.train import train
+    from weakgrad.training.loop import train
 
     path = ROOT / "configs" / f"{config}.toml"
     steps = steps or load_config(path).train.steps

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def main() -> None:
     import brian2 as b2
     from brian2 import cm2, ms, uA
 
-    from weakgrad.peers import brian2_hh_group
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from peers import brian2_hh_group  # benchmarks/peers.py: not part of the package
 
     build = tempfile.mkdtemp(prefix="wg_brian2_")
     b2.set_device("cpp_standalone", directory=build)

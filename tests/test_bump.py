@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from weakgrad.bump import bump, bump_constant, bump_grad_log, sample_bump
+from weakgrad.analysis.bump import bump, bump_constant, bump_grad_log, sample_bump
 
 
 def test_one_dimensional_constant():

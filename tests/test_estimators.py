@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import weakgrad as wg
-import weakgrad.losses
+import weakgrad.objectives.losses
 from weakgrad.estimators import (
     SPSA,
     Alternate,
@@ -28,10 +28,10 @@ from weakgrad.estimators import (
     network_estimators,
     regression_slope,
 )
-from weakgrad.losses import OneHotMSE
-from weakgrad.network_objective import NetworkObjective
-from weakgrad.objective import HostObjective, Objective
-from weakgrad.surrogates import EscapeNoiseMatched, SigmoidSurrogate, SuperSpike
+from weakgrad.objectives.base import HostObjective, Objective
+from weakgrad.objectives.losses import OneHotMSE
+from weakgrad.objectives.network import NetworkObjective
+from weakgrad.sim.surrogates import EscapeNoiseMatched, SigmoidSurrogate, SuperSpike
 
 DIAG = np.array([1.0, 2.0, 3.0, 0.5, 1.5])
 SHIFT = np.array([0.3, -0.2, 0.1, 0.4, -0.5])
@@ -712,8 +712,8 @@ def test_node_perturbation_samples_per_layer():
 
 
 def test_voltage_readout_with_node_perturbation_and_its_limits():
-    from weakgrad.losses import SoftmaxCrossEntropy
-    from weakgrad.network_objective import MeanVoltage
+    from weakgrad.objectives.losses import SoftmaxCrossEntropy
+    from weakgrad.objectives.network import MeanVoltage
 
     obj = _hh_objective(200, SoftmaxCrossEntropy(0.5), read=MeanVoltage())
     net, x = obj.net, obj.inputs

@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 
-from weakgrad.landscape import Landscape1D, sweep_1d
-from weakgrad.neurons import HodgkinHuxley
+from weakgrad.analysis.landscape import Landscape1D, sweep_1d
+from weakgrad.sim.neurons import HodgkinHuxley
 from weakgrad.tasks import SingleNeuronTurnOff
 
 TASK = SingleNeuronTurnOff(HodgkinHuxley(noise_std=20.0), tau_ms=20.0, dt_ms=0.025)

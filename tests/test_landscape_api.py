@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import weakgrad as wg
-from weakgrad.landscape import (
+from weakgrad.analysis.landscape import (
     Landscape2D,
     along,
     detect_bands,

@@ -133,7 +133,7 @@ def test_bad_model_names():
 
 
 def test_hh_readouts():
-    from weakgrad.network_objective import MeanOutput, MeanVoltage
+    from weakgrad.objectives.network import MeanOutput, MeanVoltage
 
     x = np.random.default_rng(0).uniform(size=(2, 784)).astype(np.float32)
     kw = dict(key=jax.random.key(0), duration_ms=5.0, dt_ms=0.1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weakgrad.descend import CentralSlope, RegressionSlope, grid_descent
-from weakgrad.mollify import BumpKernel, GaussianKernel, mollify_curve, mollify_trace
+from weakgrad.analysis.descend import CentralSlope, RegressionSlope, grid_descent
+from weakgrad.analysis.mollify import BumpKernel, GaussianKernel, mollify_curve, mollify_trace
 
 
 @pytest.mark.parametrize("kernel", [BumpKernel(0.3), GaussianKernel(0.1)], ids=["bump", "gauss"])
@@ -115,7 +115,7 @@ def test_descent_bad_input():
 
 
 def test_score_function_blows_up_at_the_borders_where_quadrature_does_not():
-    from weakgrad.score_vs_quadrature import score_vs_quadrature
+    from weakgrad.analysis.score_vs_quadrature import score_vs_quadrature
 
     r = score_vs_quadrature(samples=(100, 1000), seed=0)
     border, centre = np.abs(r.x) > 8, np.abs(r.x) < 4

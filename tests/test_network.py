@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import weakgrad as wg
-from weakgrad.network import NodeNoise
+from weakgrad.sim.network import NodeNoise
 
 
 def _run(net, inputs=None, steps=2000, dt=0.01, **kw):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import weakgrad as wg
-from weakgrad.neurons import all_neurons, lif_rate
-from weakgrad.random import StepKey
+from weakgrad.sim.neurons import all_neurons, lif_rate
+from weakgrad.sim.random import StepKey
 
 NEURONS = all_neurons()
 IDS = [f"{type(n).__name__}-{i}" for i, n in enumerate(NEURONS)]
@@ -101,7 +101,7 @@ def test_hh_graded_release_is_differentiable_through_time():
 
 
 def test_hh_rates_finite_with_gradients_at_removable_singularities():
-    from weakgrad.neurons.hodgkin_huxley import rates
+    from weakgrad.sim.neurons.hodgkin_huxley import rates
 
     for v in (-40.0, -55.0):
         vals = rates(jnp.float32(v))

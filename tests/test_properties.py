@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import weakgrad as wg
-from weakgrad.neurons.hodgkin_huxley import _x_over_1mexp
+from weakgrad.sim.neurons.hodgkin_huxley import _x_over_1mexp
 
 
 def _reference(x: float) -> float:

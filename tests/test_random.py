@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from weakgrad.random import StepKey, normal, uniform
+from weakgrad.sim.random import StepKey, normal, uniform
 
 N_NEURONS, N_STEPS = 512, 256
 

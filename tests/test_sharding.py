@@ -20,8 +20,8 @@ SCRIPT = textwrap.dedent(
     import weakgrad as wg
     from weakgrad.estimators import GaussianSmoothing, Regression, CentralDifference
     from weakgrad.estimators.node_perturbation import NodePerturbation
-    from weakgrad.losses import OneHotMSE
-    from weakgrad.network_objective import NetworkObjective
+    from weakgrad.objectives.losses import OneHotMSE
+    from weakgrad.objectives.network import NetworkObjective
 
     net = wg.Network.feedforward((6, 5, 3), wg.HodgkinHuxley(noise_std=2.0),
                                  key=jax.random.key(0), scale=12.0, bias=6.0,
@@ -77,7 +77,7 @@ def test_sharded_estimates_equal_single_device():
 
 def test_population_is_split_across_devices_when_there_are_several():
     # In this (single-device) process sharding must be a no-op that keeps values.
-    from weakgrad.objective import Objective
+    from weakgrad.objectives.base import Objective
 
     obj = Objective(lambda p, k: p.sum())
     thetas = np.arange(12.0, dtype=np.float32).reshape(6, 2)

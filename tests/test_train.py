@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from weakgrad.config import ConfigError, load_config
-from weakgrad.train import evaluate, train
+from weakgrad.training.loop import evaluate, train
 
 
 def _cfg(tmp_path, text="", overrides=()):
@@ -39,7 +39,7 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
     import jax.numpy as jnp
     import optax
 
-    from weakgrad.train import scale_by_layer
+    from weakgrad.training.loop import scale_by_layer
 
     params = ({"w": jnp.ones(2)}, {"w": jnp.ones(3)})
     opt = optax.chain(optax.sgd(0.1), scale_by_layer((1.0, 30.0)))
@@ -47,7 +47,7 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
     np.testing.assert_allclose(np.asarray(updates[0]["w"]), -0.1)
     np.testing.assert_allclose(np.asarray(updates[1]["w"]), -3.0, rtol=1e-6)
     from weakgrad.config import OptimizerConfig
-    from weakgrad.train import make_optimizer
+    from weakgrad.training.loop import make_optimizer
 
     cosine = make_optimizer(OptimizerConfig(name="sgd", learning_rate=0.5, schedule="cosine"), 4)
     state, sizes = cosine.init(params), []
@@ -208,7 +208,7 @@ def test_spike_train_task_trains_and_draws_a_raster(tmp_path):
 def test_node_estimator_hold_from_config():
     from weakgrad.config import EstimatorConfig
     from weakgrad.estimators import Alternate, NodePerturbation
-    from weakgrad.train import make_estimator
+    from weakgrad.training.loop import make_estimator
 
     def hold(ms, alternate=False):
         est = make_estimator(EstimatorConfig(name="node", hold_ms=ms, alternate=alternate), 0.1)
@@ -223,7 +223,7 @@ def test_node_estimator_hold_from_config():
 
 def test_node_estimator_sigma_and_pairs_from_config(tmp_path):
     from weakgrad.config import EstimatorConfig
-    from weakgrad.train import make_estimator
+    from weakgrad.training.loop import make_estimator
 
     cfg = EstimatorConfig(name="node", sigma=0.5, samples=7, antithetic=True, alternate=False)
     est = make_estimator(cfg)
@@ -241,7 +241,7 @@ def test_weight_decay_shrinks_weights_not_biases_at_the_learning_rate():
     import jax.numpy as jnp
 
     from weakgrad.config import OptimizerConfig
-    from weakgrad.train import make_optimizer
+    from weakgrad.training.loop import make_optimizer
 
     params = (
         {"weight": jnp.ones(2), "bias": jnp.ones(2)},
@@ -302,7 +302,7 @@ def test_keep_best_keeps_the_best_validation_state_across_a_resume(tmp_path):
 def test_ema_evaluates_the_bias_corrected_average_of_the_iterates(tmp_path):
     import jax
 
-    from weakgrad.train import _MnistRun
+    from weakgrad.training.loop import _MnistRun
 
     decay, n = 0.5, 4
     iterates = []

@@ -11,7 +11,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from weakgrad.landscape import Landscape1D  # noqa: E402
+from weakgrad.analysis.landscape import Landscape1D  # noqa: E402
 
 __all__ = [
     "plot_landscape",

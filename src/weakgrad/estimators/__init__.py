@@ -62,8 +62,8 @@ def all_estimators() -> list[AbstractEstimator]:
 
 
 def network_estimators() -> list[AbstractEstimator]:
-    """Estimators that need a :class:`~weakgrad.network_objective.NetworkObjective`."""
-    from weakgrad.surrogates import SuperSpike
+    """Estimators that need a :class:`~weakgrad.objectives.network.NetworkObjective`."""
+    from weakgrad.sim.surrogates import SuperSpike
 
     return [
         NodePerturbation(sigma=1e-2, samples=64),

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.flatten_util import ravel_pytree
 
-from weakgrad.objective import AbstractObjective
+from weakgrad.objectives.base import AbstractObjective
 
 __all__ = [
     "AbstractEstimator",

@@ -3,7 +3,7 @@
 :class:`Autodiff` differentiates the objective with ``jax.grad``: exact where the loss is
 smooth, useless where spikes make it piecewise constant or chaotic (study 000).
 :class:`SurrogateGradient` does the same after giving every spiking neuron of a network
-objective a surrogate derivative (:mod:`weakgrad.surrogates`).
+objective a surrogate derivative (:mod:`weakgrad.sim.surrogates`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import optax
 from jax import Array
 
 from weakgrad.estimators._base import AbstractEstimator, EstimatorInfo
-from weakgrad.objective import AbstractObjective
-from weakgrad.surrogates import AbstractSurrogate
+from weakgrad.objectives.base import AbstractObjective
+from weakgrad.sim.surrogates import AbstractSurrogate
 
 __all__ = ["Autodiff", "SurrogateGradient"]
 
@@ -70,7 +70,7 @@ class SurrogateGradient(AbstractEstimator):
     def __check_init__(self):
         if not isinstance(self.surrogate, AbstractSurrogate):
             raise TypeError(
-                "SurrogateGradient.surrogate must be a weakgrad.surrogates surrogate, e.g. "
+                "SurrogateGradient.surrogate must be a weakgrad.sim.surrogates surrogate, e.g. "
                 f"SuperSpike(beta=10.0), got {self.surrogate!r}."
             )
         _check_clip("SurrogateGradient", self.clip)

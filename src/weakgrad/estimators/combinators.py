@@ -18,7 +18,7 @@ from jax import Array
 from jax.flatten_util import ravel_pytree
 
 from weakgrad.estimators._base import AbstractEstimator, AbstractSamplingEstimator, EstimatorInfo
-from weakgrad.objective import AbstractObjective
+from weakgrad.objectives.base import AbstractObjective
 
 __all__ = ["Masked", "Alternate", "layer_groups"]
 

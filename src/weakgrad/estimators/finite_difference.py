@@ -22,8 +22,8 @@ from weakgrad.estimators._base import (
     _check_positive,
     _check_samples,
 )
-from weakgrad.objective import population_keys
-from weakgrad.random import normal_array
+from weakgrad.objectives.base import population_keys
+from weakgrad.sim.random import normal_array
 
 __all__ = ["CentralDifference", "SPSA"]
 

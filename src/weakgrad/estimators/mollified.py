@@ -1,7 +1,7 @@
 """Gradient of the loss mollified by the bump kernel of study 000.
 
 ``L_eps(theta) = integral phi_eps(u) L(theta + u) du`` with the compactly supported bump
-``phi_eps`` (:mod:`weakgrad.bump`). Its gradient needs no derivative of ``L``:
+``phi_eps`` (:mod:`weakgrad.analysis.bump`). Its gradient needs no derivative of ``L``:
 
 ``grad L_eps(theta) = -integral L(theta + u) grad phi_eps(u) du
                      = E_{u ~ phi_eps}[ L(theta + u) (-grad log phi_eps(u)) ]``.
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.bump import bump, bump_grad_log, sample_bump
+from weakgrad.analysis.bump import bump, bump_grad_log, sample_bump
 from weakgrad.estimators._base import (
     AbstractSamplingEstimator,
     EstimatorInfo,
@@ -31,7 +31,7 @@ from weakgrad.estimators._base import (
     _check_positive,
     _check_samples,
 )
-from weakgrad.objective import population_keys
+from weakgrad.objectives.base import population_keys
 
 __all__ = ["MollifiedQuadrature", "MollifiedMonteCarlo"]
 

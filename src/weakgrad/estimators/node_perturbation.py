@@ -48,8 +48,8 @@ from weakgrad.estimators._base import (
     _check_pairs,
     _check_positive,
 )
-from weakgrad.network import NodeNoise, StepProbe, layer_noise_words
-from weakgrad.objective import AbstractObjective, _shard_population
+from weakgrad.objectives.base import AbstractObjective, _shard_population
+from weakgrad.sim.network import NodeNoise, StepProbe, layer_noise_words
 
 __all__ = ["NodePerturbation", "StepwiseNodePerturbation"]
 
@@ -104,7 +104,7 @@ class NodePerturbation(AbstractEstimator):
             estimate's noise; elsewhere, at equal cost, it sees half as many directions.
         reuse_lower: when no layer below ``min(layers)`` is perturbed, simulate those
             layers once per example and feed their recorded output to every perturbed run
-            (:meth:`~weakgrad.network_objective.NetworkObjective.tail`). Same numbers. Under
+            (:meth:`~weakgrad.objectives.network.NetworkObjective.tail`). Same numbers. Under
             ``jax.vmap`` the unperturbed lower layers already run once per example in the
             perturbed runs; this also spares their second run in the eligibility pass
             (MNIST HH 784-100-10, output layer: 1.46x faster at S = 4, 1.02x at S = 32;
@@ -240,7 +240,7 @@ class StepwiseNodePerturbation(AbstractEstimator):
     (the time-averaged output of the last layer) is taken by autodiff through the loss
     function only. Then, at every step, ``samples`` probes shift the layer's pre-activations
     by ``sigma * xi`` from the unperturbed state and measure the change of the readout's
-    contribution in that step (:class:`~weakgrad.network.StepProbe`); the per-step
+    contribution in that step (:class:`~weakgrad.sim.network.StepProbe`); the per-step
     derivatives are multiplied by the layer's input at that step and summed over time.
 
     Only the immediate effect of a perturbation (within its step, through the layers above)
@@ -275,7 +275,7 @@ class StepwiseNodePerturbation(AbstractEstimator):
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
         layers = _layers(objective, self.layers, "StepwiseNodePerturbation")
-        from weakgrad.network_objective import MeanOutput
+        from weakgrad.objectives.network import MeanOutput
 
         if not isinstance(getattr(objective, "read", MeanOutput()), MeanOutput):
             raise ValueError(

@@ -23,8 +23,8 @@ from weakgrad.estimators._base import (
     _check_pairs,
     _check_positive,
 )
-from weakgrad.objective import population_keys
-from weakgrad.random import normal_array
+from weakgrad.objectives.base import population_keys
+from weakgrad.sim.random import normal_array
 
 __all__ = ["GaussianSmoothing", "centered_ranks"]
 

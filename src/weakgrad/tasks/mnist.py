@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.network import Layer, Network
-from weakgrad.network_objective import MeanOutput, MeanVoltage
-from weakgrad.neurons import HodgkinHuxley, Linear, Sigmoid
+from weakgrad.objectives.network import MeanOutput, MeanVoltage
+from weakgrad.sim.network import Layer, Network
+from weakgrad.sim.neurons import HodgkinHuxley, Linear, Sigmoid
 
 __all__ = [
     "MnistSplits",
@@ -261,7 +261,7 @@ def mnist_objective(
     readout_scale: float | None = None,
     readout: str = "voltage",
 ) -> Any:
-    """A :class:`~weakgrad.network_objective.NetworkObjective` for a batch of digits.
+    """A :class:`~weakgrad.objectives.network.NetworkObjective` for a batch of digits.
 
     Linear and sigmoid networks use the study's one-hot MSE; the HH network gets the
     pixels as constant currents (uA/cm^2 per unit intensity, scaled by its weights), is
@@ -271,8 +271,8 @@ def mnist_objective(
     whatever the duration: with a fixed scale the logits of a long run are nearly equal and
     the loss is flat at ln 10.
     """
-    from weakgrad.losses import OneHotMSE, SoftmaxCrossEntropy
-    from weakgrad.network_objective import NetworkObjective
+    from weakgrad.objectives.losses import OneHotMSE, SoftmaxCrossEntropy
+    from weakgrad.objectives.network import NetworkObjective
 
     net = net if net is not None else mnist_network(model, key=key, init=init)
     x = jnp.asarray(x, jnp.float32)

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.network import Network, simulate
-from weakgrad.neurons import HodgkinHuxley
-from weakgrad.random import stream_keys
+from weakgrad.sim.network import Network, simulate
+from weakgrad.sim.neurons import HodgkinHuxley
+from weakgrad.sim.random import stream_keys
 
 __all__ = ["SingleNeuronTurnOff"]
 

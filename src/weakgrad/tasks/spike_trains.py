@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.network import Network, Record, simulate
-from weakgrad.network_objective import network_params, network_with_params
-from weakgrad.objective import AbstractObjective, _shard_population
+from weakgrad.objectives.base import AbstractObjective, _shard_population
+from weakgrad.objectives.network import network_params, network_with_params
+from weakgrad.sim.network import Network, Record, simulate
 
 __all__ = [
     "synthetic_spike_trains",
@@ -157,7 +157,7 @@ class CrossCorrelation(AbstractSpikeLoss):
 class SpikeTrainObjective(AbstractObjective):
     """Reproduce ``target`` trains from ``inputs``: the network's last-layer spikes against
     the target under a spike-train loss. Parameters as for
-    :class:`~weakgrad.network_objective.NetworkObjective` (one dict per layer).
+    :class:`~weakgrad.objectives.network.NetworkObjective` (one dict per layer).
 
     Attributes:
         net: the network (e.g. ``Network.feedforward((10, 30, 30, 10), HodgkinHuxley(), ...)``).

@@ -15,9 +15,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
-from weakgrad.random import StepKey
-from weakgrad.surrogates import AbstractSurrogate, spike_with_surrogate
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.random import StepKey
+from weakgrad.sim.surrogates import AbstractSurrogate, spike_with_surrogate
 
 __all__ = ["LIF", "lif_rate"]
 
@@ -32,7 +32,7 @@ class LIF(AbstractNeuron):
             setting V to ``v_reset`` (keeps the overshoot; rates then have no discretisation
             bias that accumulates across spikes).
         surrogate: optional surrogate derivative used for the spike on the backward pass
-            (:mod:`weakgrad.surrogates`); None: the exact step (zero derivative).
+            (:mod:`weakgrad.sim.surrogates`); None: the exact step (zero derivative).
     """
 
     tau_m: float = 10.0

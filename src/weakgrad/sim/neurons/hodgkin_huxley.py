@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
-from weakgrad.random import StepKey, normal
-from weakgrad.surrogates import AbstractSurrogate, spike_with_surrogate
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.random import StepKey, normal
+from weakgrad.sim.surrogates import AbstractSurrogate, spike_with_surrogate
 
 __all__ = ["HodgkinHuxley", "HHState"]
 
@@ -73,7 +73,7 @@ class HodgkinHuxley(AbstractNeuron):
             Destexhe et al. 1994) to its synapses, which keeps outputs differentiable;
             if False it sends its spikes.
         surrogate: optional surrogate derivative for the spikes sent when ``graded`` is
-            False (:mod:`weakgrad.surrogates`), evaluated at ``v - threshold``.
+            False (:mod:`weakgrad.sim.surrogates`), evaluated at ``v - threshold``.
     """
 
     noise_std: float = eqx.field(static=True, default=0.0)

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.neurons._base import AbstractNeuron
-from weakgrad.random import StepKey, normal, stream_keys
-from weakgrad.synapses import AbstractSynapse, Instantaneous
+from weakgrad.sim.neurons._base import AbstractNeuron
+from weakgrad.sim.random import StepKey, normal, stream_keys
+from weakgrad.sim.synapses import AbstractSynapse, Instantaneous
 
 __all__ = [
     "Layer",
@@ -255,7 +255,7 @@ class NodeNoise(eqx.Module):
     Attributes:
         layer: index of the layer.
         words: uint32 ``(K, 2, n_out)``: the key words of ``K`` noise streams
-            (:func:`weakgrad.random.stream_keys`).
+            (:func:`weakgrad.sim.random.stream_keys`).
         weights: ``(K,)`` coefficients of the streams.
         std: standard deviation of each stream (units of the layer's drive).
         inject: add ``eta`` to the drive.
@@ -474,7 +474,7 @@ def simulate(
             if np.shape(streams[i]) != (2, layer.n_out):
                 raise ValueError(
                     f"streams[{i}] must be uint32 key words of shape (2, {layer.n_out}), got "
-                    f"{np.shape(streams[i])}; make them with weakgrad.random.stream_keys."
+                    f"{np.shape(streams[i])}; make them with weakgrad.sim.random.stream_keys."
                 )
             words.append(jnp.asarray(streams[i], jnp.uint32))
         elif layer.neuron.stochastic:

@@ -11,7 +11,7 @@ Two kinds:
   write. It is called through ``jax.pure_callback``, so estimators stay jittable.
 
 Network objectives (which also support node perturbation and surrogate gradients) live in
-:mod:`weakgrad.network_objective`.
+:mod:`weakgrad.objectives.network`.
 """
 
 from __future__ import annotations

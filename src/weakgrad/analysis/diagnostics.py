@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from weakgrad.estimators import AbstractEstimator, Autodiff, Masked
 from weakgrad.io import write_csv
-from weakgrad.objective import AbstractObjective
+from weakgrad.objectives.base import AbstractObjective
 
 __all__ = ["GradCheck", "gradcheck", "gradient_error"]
 

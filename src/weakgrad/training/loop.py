@@ -56,8 +56,8 @@ from weakgrad.estimators import (
     StepwiseNodePerturbation,
 )
 from weakgrad.io import write_json
-from weakgrad.losses import accuracy
-from weakgrad.network import SimulationError
+from weakgrad.objectives.losses import accuracy
+from weakgrad.sim.network import SimulationError
 
 __all__ = [
     "evaluate",
@@ -317,8 +317,8 @@ class _SpikeTrainRun:
     """Spike-train replication: one set of target trains, fed in and reproduced."""
 
     def __init__(self, cfg: TrainConfig):
-        from weakgrad.network import Network
-        from weakgrad.neurons import HodgkinHuxley
+        from weakgrad.sim.network import Network
+        from weakgrad.sim.neurons import HodgkinHuxley
         from weakgrad.tasks.spike_trains import (
             CrossCorrelation,
             SpikeTrainObjective,

@@ -54,8 +54,8 @@ def _single_neuron_sweep(w_min, w_max, points, trials, noise, tau_ms, dt_ms, i0,
     import jax
     import numpy as np
 
-    from weakgrad.landscape import sweep_1d
-    from weakgrad.neurons import HodgkinHuxley
+    from weakgrad.analysis.landscape import sweep_1d
+    from weakgrad.sim.neurons import HodgkinHuxley
     from weakgrad.tasks import SingleNeuronTurnOff
 
     task = SingleNeuronTurnOff(HodgkinHuxley(noise_std=noise), i0=i0, tau_ms=tau_ms, dt_ms=dt_ms)
@@ -205,7 +205,7 @@ def landscape(
     result.to_csv(out / "landscape.csv")
     smooth = None
     if mollify is not None:
-        from weakgrad.mollify import BumpKernel, mollify_curve
+        from weakgrad.analysis.mollify import BumpKernel, mollify_curve
 
         smooth = mollify_curve(result.w, result.loss_mean, BumpKernel(mollify))
         write_csv(
@@ -240,7 +240,7 @@ def landscape(
     )
     save_figure(fig, out / "landscape.png")
     if graph:
-        from weakgrad.landscape import detect_bands
+        from weakgrad.analysis.landscape import detect_bands
 
         bands = detect_bands(result.w, result.loss_mean, window=max(2, min(50, points // 10)))
         write_csv(
@@ -278,8 +278,8 @@ def _complete_graph_sweep(
     import jax.numpy as jnp
     import numpy as np
 
-    from weakgrad.landscape import along, random_direction, sweep_1d, sweep_2d
-    from weakgrad.neurons import HodgkinHuxley
+    from weakgrad.analysis.landscape import along, random_direction, sweep_1d, sweep_2d
+    from weakgrad.sim.neurons import HodgkinHuxley
     from weakgrad.tasks import CompleteGraphTurnOff
 
     task = CompleteGraphTurnOff(
@@ -417,7 +417,7 @@ def gradcheck(
     import numpy as np
     from jax.flatten_util import ravel_pytree
 
-    from weakgrad.diagnostics import gradcheck as run_gradcheck
+    from weakgrad.analysis.diagnostics import gradcheck as run_gradcheck
     from weakgrad.io import write_json
     from weakgrad.plots import plot_gradcheck, plot_gradient_heatmap, save_figure
     from weakgrad.tasks.mnist import load_mnist, mnist_objective
@@ -549,10 +549,10 @@ def descend(
 
     import numpy as np
 
-    from weakgrad.descend import CentralSlope, RegressionSlope, grid_descent
+    from weakgrad.analysis.descend import CentralSlope, RegressionSlope, grid_descent
+    from weakgrad.analysis.landscape import Landscape1D
+    from weakgrad.analysis.mollify import BumpKernel, mollify_curve
     from weakgrad.io import write_json
-    from weakgrad.landscape import Landscape1D
-    from weakgrad.mollify import BumpKernel, mollify_curve
     from weakgrad.plots import plot_descent, save_figure
 
     out.mkdir(parents=True, exist_ok=True)
@@ -637,9 +637,9 @@ def scorecheck(
         raise UsageError(f"--points must be >= 3, got {points}.")
     import numpy as np
 
+    from weakgrad.analysis.score_vs_quadrature import score_vs_quadrature
     from weakgrad.io import write_csv, write_json
     from weakgrad.plots import plot_score_vs_quadrature, save_figure
-    from weakgrad.score_vs_quadrature import score_vs_quadrature
 
     out.mkdir(parents=True, exist_ok=True)
     r = score_vs_quadrature(x=np.linspace(-10, 10, points), sigma=sigma, samples=counts, seed=seed)
@@ -698,7 +698,7 @@ def train_command(
     else:
         cfg = load_config(config, overrides)
 
-    from weakgrad.train import train
+    from weakgrad.training.loop import train
 
     with _progress("train", "steps") as bar:
         job = bar.add_task("train", total=cfg.train.steps)
@@ -761,7 +761,7 @@ def evaluate_command(
     and writes nothing."""
     import json as _json
 
-    from weakgrad.train import evaluate
+    from weakgrad.training.loop import evaluate
 
     if draws is not None and draws < 0:
         raise UsageError(f"--draws = {draws} must be >= 0 (0: the noise-free network).")
@@ -781,7 +781,7 @@ def main() -> None:
     _use_all_cores()
     import equinox as eqx
 
-    from weakgrad.network import SimulationError
+    from weakgrad.sim.network import SimulationError
 
     try:
         app()

@@ -14,8 +14,8 @@ import numpy as np
 from jax import Array
 
 from weakgrad.io import write_csv
-from weakgrad.network import SimulationError
 from weakgrad.parallel import pad_to_devices, shard_leading
+from weakgrad.sim.network import SimulationError
 
 __all__ = [
     "Landscape1D",
@@ -126,7 +126,7 @@ def sweep_1d(
 
     Every point uses the same ``trials`` keys (common random numbers), so differences
     between neighbouring points are not masked by independent noise. A non-finite loss
-    (a blown-up simulation) raises :class:`~weakgrad.network.SimulationError` naming the
+    (a blown-up simulation) raises :class:`~weakgrad.sim.network.SimulationError` naming the
     first bad ``w``; nothing is returned for a partly broken sweep. ``current`` maps ``w``
     to the input current recorded beside it (NaN when not given).
     """

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
-from weakgrad.random import StepKey
-from weakgrad.surrogates import AbstractSurrogate, spike_with_surrogate
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.random import StepKey
+from weakgrad.sim.surrogates import AbstractSurrogate, spike_with_surrogate
 
 __all__ = ["Perceptron", "Sigmoid", "Linear"]
 

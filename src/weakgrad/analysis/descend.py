@@ -4,7 +4,7 @@ Landscape"): the slope comes from the samples, never from the model.
 Slope rules are objects: :class:`CentralSlope` (centered finite difference of the two
 neighbours) and :class:`RegressionSlope` (least-squares line through ``k`` neighbours on each
 side). Descent on the mollified curve is :class:`CentralSlope` on
-:func:`weakgrad.mollify.mollify_curve`'s output. After each step ``w`` is rounded to the
+:func:`weakgrad.analysis.mollify.mollify_curve`'s output. After each step ``w`` is rounded to the
 nearest grid point and kept inside the grid; the learning rate may grow geometrically
 (``growth`` > 1), as in the study's converging runs.
 """

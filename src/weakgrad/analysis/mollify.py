@@ -19,7 +19,7 @@ import math
 import equinox as eqx
 import numpy as np
 
-from weakgrad.bump import bump
+from weakgrad.analysis.bump import bump
 
 __all__ = ["BumpKernel", "GaussianKernel", "Mollified", "mollify_curve", "mollify_trace"]
 

@@ -1,10 +1,10 @@
 """Neuron models: one file each, one interface (:class:`AbstractNeuron`)."""
 
-from weakgrad.neurons._base import AbstractNeuron, NeuronOutput
-from weakgrad.neurons.escape_noise_lif import EscapeNoiseLIF
-from weakgrad.neurons.hodgkin_huxley import HHState, HodgkinHuxley
-from weakgrad.neurons.lif import LIF, lif_rate
-from weakgrad.neurons.rate import Linear, Perceptron, Sigmoid
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.neurons.escape_noise_lif import EscapeNoiseLIF
+from weakgrad.sim.neurons.hodgkin_huxley import HHState, HodgkinHuxley
+from weakgrad.sim.neurons.lif import LIF, lif_rate
+from weakgrad.sim.neurons.rate import Linear, Perceptron, Sigmoid
 
 __all__ = [
     "AbstractNeuron",

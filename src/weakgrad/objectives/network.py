@@ -1,4 +1,4 @@
-"""Objectives built on a weakgrad :class:`~weakgrad.network.Network`: a network, a batch of
+"""Objectives built on a weakgrad :class:`~weakgrad.sim.network.Network`: a network, a batch of
 inputs and targets, and a loss on the readout.
 
 The parameters are the trainable arrays of each layer: a tuple with one dict per layer,
@@ -20,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.losses import AbstractLoss
-from weakgrad.network import Network, NodeNoise, Record, layer_noise_words, simulate
-from weakgrad.neurons._base import AbstractNeuron
-from weakgrad.objective import AbstractObjective, _shard_population
-from weakgrad.random import stream_keys
-from weakgrad.surrogates import AbstractSurrogate
+from weakgrad.objectives.base import AbstractObjective, _shard_population
+from weakgrad.objectives.losses import AbstractLoss
+from weakgrad.sim.network import Network, NodeNoise, Record, layer_noise_words, simulate
+from weakgrad.sim.neurons._base import AbstractNeuron
+from weakgrad.sim.random import stream_keys
+from weakgrad.sim.surrogates import AbstractSurrogate
 
 __all__ = [
     "AbstractReadout",
@@ -238,7 +238,7 @@ class NetworkObjective(AbstractObjective):
         return losses, jax.tree.map(lambda e: e.sum(0), elig)
 
     def probe_eligibility(self, params: Any, key: Array, probes: Any) -> Any:
-        """The probe sums of :class:`~weakgrad.network.StepProbe` s (stacked per example),
+        """The probe sums of :class:`~weakgrad.sim.network.StepProbe` s (stacked per example),
         summed over the batch."""
         keys = jax.random.split(key, self.batch_size)
 

@@ -9,7 +9,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.random import StepKey
+from weakgrad.sim.random import StepKey
 
 __all__ = ["AbstractNeuron", "NeuronOutput"]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import jax
 from jax import Array
 
-from weakgrad.neurons._base import NeuronOutput
-from weakgrad.neurons.lif import LIF
-from weakgrad.random import StepKey, uniform
-from weakgrad.surrogates import EscapeNoiseMatched, spike_with_surrogate
+from weakgrad.sim.neurons._base import NeuronOutput
+from weakgrad.sim.neurons.lif import LIF
+from weakgrad.sim.random import StepKey, uniform
+from weakgrad.sim.surrogates import EscapeNoiseMatched, spike_with_surrogate
 
 __all__ = ["EscapeNoiseLIF"]
 
@@ -23,7 +23,7 @@ __all__ = ["EscapeNoiseLIF"]
 class EscapeNoiseLIF(LIF):
     """LIF with escape noise: per-step spike probability ``sigmoid(beta (V - theta))``.
 
-    Units as :class:`~weakgrad.neurons.lif.LIF`; ``beta`` in 1/mV, ``theta`` (the
+    Units as :class:`~weakgrad.sim.neurons.lif.LIF`; ``beta`` in 1/mV, ``theta`` (the
     escape threshold, ``v_threshold`` of the parent is unused) in mV.
     """
 

@@ -1,0 +1,4 @@
+"""Objectives: what estimators sample. :mod:`~weakgrad.objectives.base` holds the plain and
+host (external simulator) objectives; :mod:`~weakgrad.objectives.network` the declared
+network objective that node perturbation and surrogate gradients need; losses and
+readouts beside them."""
