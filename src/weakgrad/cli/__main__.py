@@ -1,0 +1,5 @@
+"""python -m weakgrad.cli"""
+
+from weakgrad.cli import main
+
+main()
