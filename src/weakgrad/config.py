@@ -18,8 +18,7 @@ __all__ = ["ConfigError", "TaskConfig", "EstimatorConfig", "OptimizerConfig", "T
            "TrainConfig", "config_from_dict", "load_config", "parse_overrides"]  # fmt: skip
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or out of range."""
+from weakgrad.errors import ConfigError  # noqa: E402  (re-exported: config errors live there)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,11 +28,14 @@ __all__ = [
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
     """Save atomically (temporary file renamed into place) and close the figure."""
+    from weakgrad.io import atomic_path
+
     path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

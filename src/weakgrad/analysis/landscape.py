@@ -191,11 +191,10 @@ class Landscape2D:
     trials: int
 
     def to_npz(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.stem + ".tmp.npz")
+        from weakgrad.io import write_npz
+
         fields = {k: getattr(self, k) for k in ("alpha", "beta", "loss_mean", "loss_sem")}
-        np.savez(tmp, spikes_mean=self.spikes_mean, trials=self.trials, **fields)
-        os.replace(tmp, path)
+        path = write_npz(path, spikes_mean=self.spikes_mean, trials=self.trials, **fields)
         return path
 
     @classmethod

@@ -51,7 +51,7 @@ from weakgrad.estimators._base import (
 from weakgrad.objectives.base import AbstractObjective, _shard_population
 from weakgrad.sim.network import NodeNoise, StepProbe, layer_noise_words
 
-__all__ = ["NodePerturbation", "StepwiseNodePerturbation"]
+__all__ = ["NodePerturbation", "StepwiseNodePerturbation", "noisy_readouts"]
 
 
 def _layers(objective: Any, layers: tuple[int, ...] | None, owner: str) -> tuple[int, ...]:
@@ -302,3 +302,20 @@ class StepwiseNodePerturbation(AbstractEstimator):
         for j, i in enumerate(layers):
             grads[i] = {name: elig[j][name].astype(dtype) for name in grads[i]}
         return tuple(grads), state, EstimatorInfo(jnp.asarray(1 + k, jnp.int32), losses.mean())
+
+
+def noisy_readouts(
+    objective: Any,
+    params: Any,
+    key: Array,
+    sigma: tuple[float, ...],
+    draws: int,
+    hold: int | None = None,
+) -> tuple[Array, Array]:
+    """Readouts ``(draws, B, n_out)`` and validity ``(draws, B)`` of ``objective``'s batch
+    under the node noise :class:`NodePerturbation` trains with: on layer ``i`` a Gaussian
+    current of std ``sigma[i]`` (units of its drive; 0: none) added to each neuron's drive,
+    redrawn every ``hold`` steps (None: held for the whole run), independent per draw and
+    example. The estimate is the gradient of the loss averaged over this noise, so a
+    prediction averaged over the draws is the prediction of the network it trains."""
+    return objective.noisy_readouts(params, key, sigma, draws, hold)
