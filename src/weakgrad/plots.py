@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -11,7 +12,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from weakgrad.analysis.landscape import Landscape1D  # noqa: E402
+if TYPE_CHECKING:  # plotting needs only the fields, not JAX
+    from weakgrad.analysis.landscape import Landscape1D
 
 __all__ = [
     "plot_landscape",

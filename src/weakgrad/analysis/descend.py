@@ -7,6 +7,9 @@ side). Descent on the mollified curve is :class:`CentralSlope` on
 :func:`weakgrad.analysis.mollify.mollify_curve`'s output. After each step ``w`` is rounded to the
 nearest grid point and kept inside the grid; the learning rate may grow geometrically
 (``growth`` > 1), as in the study's converging runs.
+
+:func:`descend_study` is what ``weakgrad descend`` runs: the single-neuron curve (computed or
+read), the chosen slope rule, the path and its outcome, as a result that saves itself.
 """
 
 from __future__ import annotations
@@ -14,14 +17,29 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import numpy as np
 
+from weakgrad.errors import ConfigError
 from weakgrad.io import write_csv
 
-__all__ = ["CentralSlope", "RegressionSlope", "DescentPath", "grid_descent"]
+if TYPE_CHECKING:
+    from weakgrad.analysis.landscape import Landscape1D
+    from weakgrad.analysis.mollify import Mollified
+
+__all__ = [
+    "CentralSlope",
+    "RegressionSlope",
+    "DescentPath",
+    "grid_descent",
+    "DescendSettings",
+    "DescendStudy",
+    "descend_study",
+]
 
 
 class AbstractSlope(eqx.Module):
@@ -125,3 +143,159 @@ def grid_descent(
     rows.append((steps, w[i], loss[i], slope(w, loss, i), lr))
     cols = list(zip(*rows, strict=True))
     return DescentPath(*(np.asarray(c) for c in cols))
+
+
+DESCEND_METHODS = ("fd", "regression", "mollified")
+# distinct_tail() -> what the path does at the end
+_OUTCOMES = {1: "stopped (flat slope)", 2: "oscillating between two points"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DescendSettings:
+    """What ``weakgrad descend`` runs.
+
+    Attributes:
+        method: "fd" (centered finite differences), "regression" (least-squares line through
+            ``neighbours`` points on each side) or "mollified" (finite differences of the
+            curve mollified by a bump of half-width ``width``, w units).
+        eta: learning rate (w units per unit slope); growth: its factor per step.
+        w0: starting weight; steps: descent steps.
+        landscape: a ``landscape.csv`` to descend; None: compute the single-neuron curve on
+            ``points`` points of [0, 3] with ``tau_ms`` ms per point (noise-free, ``seed``).
+
+    Bad values raise :class:`~weakgrad.errors.ConfigError` naming the command-line option.
+    """
+
+    method: str = "fd"
+    eta: float = 0.1
+    w0: float = 1.5
+    steps: int = 50
+    growth: float = 1.0
+    neighbours: int = 10
+    width: float = 0.1
+    landscape: Path | None = None
+    points: int = 301
+    tau_ms: float = 1000.0
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = [
+            (
+                self.method in DESCEND_METHODS,
+                f"--method must be one of {', '.join(DESCEND_METHODS)}, got {self.method!r}.",
+            ),
+            (
+                self.eta > 0 and self.growth > 0,
+                f"--eta and --growth must be > 0, got {self.eta} and {self.growth}.",
+            ),
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}."),
+            (self.points >= 3, f"--points must be >= 3, got {self.points}."),
+            (self.neighbours >= 1, f"--neighbours must be >= 1, got {self.neighbours}."),
+            (self.width > 0, f"--width must be a positive half-width, got {self.width}."),
+            (self.tau_ms > 0, f"--tau-ms must be > 0, got {self.tau_ms}; try 1000."),
+            (
+                self.landscape is None or Path(self.landscape).is_file(),
+                f"--landscape {self.landscape} does not exist; run weakgrad landscape.",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def slope(self) -> AbstractSlope:
+        return RegressionSlope(self.neighbours) if self.method == "regression" else CentralSlope()
+
+
+@dataclasses.dataclass(frozen=True)
+class DescendStudy:
+    """Result of :func:`descend_study`: the curve, its mollified version (method
+    "mollified"), and the path descended on it."""
+
+    settings: DescendSettings
+    curve: Landscape1D
+    mollified: Mollified | None
+    path: DescentPath
+
+    @property
+    def outcome(self) -> str:
+        """What the last 10 steps did: stopped, oscillating or still moving."""
+        return _OUTCOMES.get(self.path.distinct_tail(), "still moving")
+
+    def as_dict(self, out: str | os.PathLike) -> dict[str, Any]:
+        """``descend.json``: settings, where the curve came from, end point and outcome."""
+        s, p = self.settings, self.path
+        source = s.landscape if s.landscape is not None else Path(out) / "landscape.csv"
+        return {
+            "method": s.method, "eta": s.eta, "w0": s.w0, "steps": s.steps, "growth": s.growth,
+            "neighbours": s.neighbours if s.method == "regression" else None,
+            "width": s.width if s.method == "mollified" else None,
+            "landscape": str(source), "final_w": float(p.w[-1]), "final_loss": float(p.loss[-1]),
+            "distinct_points_last_10_steps": p.distinct_tail(), "outcome": self.outcome,
+        }  # fmt: skip
+
+    def summary(self) -> str:
+        p = self.path
+        return (
+            f"w {p.w[0]:g} -> {p.w[-1]:g}, loss {p.loss[0]:.4g} -> {p.loss[-1]:.4g}; "
+            f"last 10 steps: {self.outcome}"
+        )
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """Write ``path.csv``, ``path.png``, ``descend.json``, the computed curve as
+        ``landscape.csv`` and the mollified one as ``mollified.csv``; returns ``path.csv``."""
+        from weakgrad.io import write_json
+        from weakgrad.plots import plot_descent, save_figure
+
+        out, s, m = Path(out), self.settings, self.mollified
+        w, loss = np.asarray(self.curve.w), np.asarray(self.curve.loss_mean)
+        if s.landscape is None:
+            self.curve.to_csv(out / "landscape.csv")
+        path = self.path.to_csv(out / "path.csv")
+        if m is not None:
+            write_csv(
+                out / "mollified.csv",
+                ["w", "loss", "mollified", "valid"],
+                (
+                    [float(a), float(b), float(c), bool(d)]
+                    for a, b, c, d in zip(w, loss, m.y, m.valid, strict=True)
+                ),
+            )
+        growth = f" x {s.growth:g}/step" if s.growth != 1 else ""
+        title = f"{s.method}: eta={s.eta:g}{growth}, w0={s.w0:g}"
+        fig = plot_descent(w, loss, self.path, smooth=None if m is None else m.y, title=title)
+        save_figure(fig, out / "path.png")
+        write_json(out / "descend.json", self.as_dict(out))
+        return path
+
+
+def descend_study(
+    settings: DescendSettings, *, progress: Callable[[int], None] | None = None
+) -> DescendStudy:
+    """Descend the single-neuron curve as ``settings`` say; ``progress`` is called with the
+    number of curve points computed (nothing when the curve is read from a file)."""
+    from weakgrad.analysis.landscape import Landscape1D, LandscapeSettings, landscape_study
+    from weakgrad.analysis.mollify import BumpKernel, mollify_curve
+
+    s = settings
+    if s.landscape is not None:
+        curve = Landscape1D.from_csv(s.landscape)
+    else:
+        sweep = LandscapeSettings(points=s.points, tau_ms=s.tau_ms, seed=s.seed)
+        curve = landscape_study(sweep, progress=progress).curve
+    w, loss = np.asarray(curve.w), np.asarray(curve.loss_mean)
+    if not w[0] <= s.w0 <= w[-1]:
+        raise ConfigError(f"--w0 {s.w0} lies outside the curve's range [{w[0]:g}, {w[-1]:g}].")
+    smooth = None
+    if s.method == "mollified":
+        spacing = float(np.diff(w).mean())
+        if s.width < spacing:
+            raise ConfigError(
+                f"--width {s.width} is below the curve's grid spacing {spacing:.4g}: it would "
+                "not smooth anything; use a wider bump."
+            )
+        smooth = mollify_curve(w, loss, BumpKernel(s.width))
+    target = loss if smooth is None else smooth.y
+    path = grid_descent(
+        w, target, w0=s.w0, eta=s.eta, steps=s.steps, slope=s.slope(), growth=s.growth
+    )
+    return DescendStudy(s, curve, smooth, path)

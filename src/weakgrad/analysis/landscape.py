@@ -1,4 +1,6 @@
-"""Loss landscapes: sweeps of an objective along one parameter, with trial averaging."""
+"""Loss landscapes: sweeps of an objective along one parameter or two directions, with trial
+averaging; and :func:`landscape_study`, what ``weakgrad landscape`` runs: the sweep of a
+turn-off task, its mollified curve and summaries, as a result that saves itself."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad.analysis.mollify import BumpKernel, Mollified, mollify_curve
+from weakgrad.errors import ConfigError
 from weakgrad.io import write_csv
 from weakgrad.parallel import pad_to_devices, shard_leading
 from weakgrad.sim.network import SimulationError
+from weakgrad.sim.neurons import HodgkinHuxley
 
 __all__ = [
     "Landscape1D",
@@ -26,6 +31,10 @@ __all__ = [
     "random_direction",
     "Bands",
     "detect_bands",
+    "firing_stop",
+    "LandscapeSettings",
+    "LandscapeStudy",
+    "landscape_study",
 ]
 
 
@@ -313,3 +322,338 @@ def detect_bands(
         counts.append(max(1, int(count)))
         centres.append(float(ws.mean()))
     return Bands(np.asarray(centres), np.asarray(counts), float(min_gap))
+
+
+def firing_stop(w: np.ndarray, spikes: np.ndarray) -> float | None:
+    """Where repetitive firing stops on a single-neuron curve: the first ``w`` past the
+    spike-count peak whose count is below half the peak's; None if the count never drops
+    that far in the range (the onset spikes alone stay far below half a repetitive train)."""
+    spikes = np.asarray(spikes)
+    peak = int(np.argmax(spikes))
+    after = np.flatnonzero(spikes[peak:] < 0.5 * spikes[peak])
+    return float(np.asarray(w)[peak + after[0]]) if after.size else None
+
+
+LANDSCAPE_TASKS = ("single-neuron", "complete-graph")
+DIRECTIONS = ("weight", "uniform", "random")
+# Complete-graph direction -> (what the title says is swept, x-axis label).
+_SWEPT = {
+    "weight": ("W[0,0]", "recurrent weight W[0,0] (uA/cm^2 per unit release)"),
+    "uniform": (
+        "all recurrent weights",
+        "recurrent weight w, all connections (uA/cm^2 per unit release)",
+    ),
+    "random": ("random direction", "step along the random direction"),
+}
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class LandscapeSettings:
+    """What ``weakgrad landscape`` sweeps; ``None`` ranges and point counts are resolved to the
+    task's defaults on construction, so the object holds what is run (``landscape.json``).
+
+    Attributes:
+        task: "single-neuron" (input weight of one HH neuron, current ``w * i0``) or
+            "complete-graph" (recurrent weights of ``neurons`` HH neurons).
+        neurons: complete graph: number of neurons.
+        direction: complete graph: "weight" (W[0,0] alone), "uniform" (all recurrent weights
+            together) or "random" (a filter-normalised Gaussian direction around ``center``).
+        two_d: complete graph: two random directions on a ``points x points`` grid.
+        w_min, w_max: the range; weights in uA/cm^2 per unit release (graph) or unitless
+            (single neuron), steps in units of the base weights' scale along random
+            directions. Default 0 to 3 (single neuron), -50 to 300 (graph), -1 to 1 (random
+            direction or 2-D).
+        zoom: ``(lo, hi)``: a shortcut that replaces ``w_min`` and ``w_max``.
+        points: points in the range (per axis in 2-D); default 301 (51 in 2-D).
+        trials: noisy trials per point; noise: noise current std, uA/cm^2 per step.
+        tau_ms, dt_ms: simulated duration per trial and time step, ms.
+        i0: single neuron: input current per unit weight, uA/cm^2.
+        bias: complete graph: bias current into every neuron, uA/cm^2.
+        center: complete graph: base weight of random-direction sweeps.
+        mollify: 1-D only: half-width (w units) of the bump the curve is also mollified with.
+        seed: PRNG seed. x64: simulate in float64.
+
+    Bad values raise :class:`~weakgrad.errors.ConfigError` naming the command-line option
+    (``--dt-ms`` for ``dt_ms``) and the fix.
+    """
+
+    task: str = "single-neuron"
+    neurons: int = 1
+    direction: str = "uniform"
+    two_d: bool = False
+    w_min: float | None = None
+    w_max: float | None = None
+    zoom: tuple[float, float] | None = None
+    points: int | None = None
+    trials: int = 1
+    noise: float = 0.0
+    tau_ms: float = 1000.0
+    dt_ms: float = 0.01
+    i0: float = 34.6
+    bias: float = 10.0
+    center: float = 0.0
+    mollify: float | None = None
+    seed: int = 0
+    x64: bool = False
+
+    def __post_init__(self):
+        _require(
+            self.task in LANDSCAPE_TASKS,
+            f"--task must be one of {', '.join(LANDSCAPE_TASKS)}, got {self.task!r}.",
+        )
+        _require(
+            self.direction in DIRECTIONS,
+            f"--direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}.",
+        )
+        _require(
+            self.graph or not (self.two_d or self.neurons != 1),
+            "--2d and --neurons need --task complete-graph (the single neuron has one weight).",
+        )
+        _require(self.neurons >= 1, f"--neurons must be >= 1, got {self.neurons}.")
+        _require(
+            not self.two_d or self.neurons**2 >= 2,
+            "--2d needs at least 2 weights: use --neurons 2 or more.",
+        )
+        # Single neuron: the input weight; graph: the recurrent weight; random directions
+        # and 2-D: steps in units of the filter-normalised direction (1 = the weights' scale).
+        lo, hi = (
+            (0.0, 3.0)
+            if not self.graph
+            else (-1.0, 1.0)
+            if self.two_d or self.direction == "random"
+            else (-50.0, 300.0)
+        )
+        w_min, w_max = self.zoom if self.zoom is not None else (self.w_min, self.w_max)
+        resolved = {
+            "zoom": None if self.zoom is None else tuple(float(z) for z in self.zoom),
+            "w_min": lo if w_min is None else float(w_min),
+            "w_max": hi if w_max is None else float(w_max),
+            "points": (51 if self.two_d else 301) if self.points is None else self.points,
+        }
+        for name, value in resolved.items():
+            object.__setattr__(self, name, value)  # frozen: resolved once, here
+        _require(self.points >= 2, f"--points must be >= 2, got {self.points}.")
+        _require(self.trials >= 1, f"--trials must be >= 1, got {self.trials}.")
+        _require(
+            self.w_max > self.w_min,
+            f"--w-max ({self.w_max}) must be greater than --w-min ({self.w_min}).",
+        )
+        _require(
+            self.noise >= 0, f"--noise must be >= 0 uA/cm^2, got {self.noise}; use 0 for no noise."
+        )
+        _require(self.dt_ms > 0, f"--dt-ms must be > 0, got {self.dt_ms}; try 0.01.")
+        _require(
+            self.tau_ms > 0 and self.tau_ms >= self.dt_ms,
+            f"--tau-ms must be positive and >= --dt-ms, got {self.tau_ms}; try 1000.",
+        )
+        limit = HodgkinHuxley().max_dt
+        _require(
+            self.dt_ms <= limit,
+            f"--dt-ms {self.dt_ms} is above the {limit} ms limit of the Hodgkin-Huxley "
+            "integration (it loses spikes there); use --dt-ms 0.01 (or <= 0.1).",
+        )
+        _require(
+            self.mollify is None or self.mollify > 0,
+            f"--mollify must be a positive half-width, got {self.mollify}.",
+        )
+        _require(
+            self.mollify is None or not self.two_d,
+            "--mollify smooths 1-D curves; leave it out with --2d.",
+        )
+        spacing = (self.w_max - self.w_min) / (self.points - 1)
+        _require(
+            self.mollify is None or self.mollify >= spacing,
+            f"--mollify {self.mollify} is below the grid spacing {spacing:.4g}: it would not "
+            "smooth anything; use a wider bump or more --points.",
+        )
+
+    @property
+    def graph(self) -> bool:
+        return self.task == "complete-graph"
+
+    @property
+    def evaluations(self) -> int:
+        """Grid points simulated (each with ``trials`` trials)."""
+        return self.points**2 if self.two_d else self.points
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as ``landscape.json`` records them (fields that apply to the task)."""
+        meta: dict[str, Any] = {
+            "task": self.task, "w_min": self.w_min, "w_max": self.w_max, "points": self.points,
+            "trials": self.trials, "noise": self.noise, "tau_ms": self.tau_ms,
+            "dt_ms": self.dt_ms, "seed": self.seed, "dtype": "float64" if self.x64 else "float32",
+            "zoom": list(self.zoom) if self.zoom else None,
+        }  # fmt: skip
+        if self.graph:
+            meta.update(
+                neurons=self.neurons, direction=self.direction, bias=self.bias,
+                center=self.center, two_d=self.two_d,
+            )  # fmt: skip
+        else:
+            meta["i0"] = self.i0
+        if self.mollify is not None:
+            meta["mollify"] = self.mollify
+        return meta
+
+
+@dataclass(frozen=True)
+class LandscapeStudy:
+    """Result of :func:`landscape_study`.
+
+    Attributes:
+        settings: what was swept.
+        curve: the 1-D landscape, or the 2-D one with ``settings.two_d``.
+        mollified: the 1-D curve mollified by the bump of half-width ``settings.mollify``.
+        bands: complete graph, 1-D: coexisting loss branches per window (:func:`detect_bands`).
+    """
+
+    settings: LandscapeSettings
+    curve: Landscape1D | Landscape2D
+    mollified: Mollified | None = None
+    bands: Bands | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """``landscape.json``: the settings, and the most bands seen (complete graph, 1-D)."""
+        meta = self.settings.as_dict()
+        if self.bands is not None:
+            meta["max_bands"] = self.bands.max_count
+        return meta
+
+    def summary(self) -> str:
+        """Where repetitive firing stops (single neuron), where the curve is many-valued
+        (complete graph), or the loss range (2-D)."""
+        s, c = self.settings, self.curve
+        if isinstance(c, Landscape2D):
+            return (
+                f"{s.points} x {s.points} points; loss {c.loss_mean.min():.4g} to "
+                f"{c.loss_mean.max():.4g}"
+            )
+        if self.bands is not None:
+            many = self.bands.w[self.bands.count > 1]
+            where = (
+                f"up to {self.bands.max_count} loss bands (multi-valued) between "
+                f"w={many.min():.4g} and {many.max():.4g}"
+                if many.size
+                else "one loss band everywhere"
+            )
+        else:
+            stop = firing_stop(c.w, c.spikes_mean)
+            where = (
+                f"repetitive firing stops near w={stop:.3g}"
+                if stop is not None
+                else "repetitive firing does not stop in this range"
+            )
+        trials = f"{s.trials} trial{'s' if s.trials != 1 else ''}"
+        return f"{s.points} points x {trials}; {where}"
+
+    def save(self, out: str | os.PathLike) -> list[Path]:
+        """Write the files of ``weakgrad landscape`` into ``out``: 1-D ``landscape.csv``,
+        ``landscape.png``, ``landscape_mollified.csv`` (with ``mollify``), ``bands.csv``
+        (complete graph); 2-D ``landscape2d.npz``, ``landscape2d.csv``, ``landscape2d.png``;
+        always ``landscape.json``. Returns the data file and the figure, in that order."""
+        from weakgrad.io import write_json
+        from weakgrad.plots import plot_landscape, plot_landscape_2d, save_figure
+
+        out, s, c = Path(out), self.settings, self.curve
+        if isinstance(c, Landscape2D):
+            c.to_npz(out / "landscape2d.npz")
+            files = [c.to_csv(out / "landscape2d.csv")]
+            title = f"complete graph of {s.neurons} HH neurons: two filter-normalised directions"
+            files.append(save_figure(plot_landscape_2d(c, title=title), out / "landscape2d.png"))
+        else:
+            files = [c.to_csv(out / "landscape.csv")]
+            m = self.mollified
+            if m is not None:
+                rows = zip(c.w, c.loss_mean, m.y, m.valid, strict=True)
+                write_csv(
+                    out / "landscape_mollified.csv",
+                    ["w", "loss_mean", "loss_mollified", "valid"],
+                    ([float(a), float(b), float(y), bool(v)] for a, b, y, v in rows),
+                )
+            title = xlabel = None
+            if s.graph:
+                title = (
+                    f"complete graph of {s.neurons} HH neuron{'s' if s.neurons > 1 else ''}: "
+                    f"{_SWEPT[s.direction][0]}"
+                )
+                xlabel = _SWEPT[s.direction][1]
+            fig = plot_landscape(c, title=title, xlabel=xlabel, smooth=None if m is None else m.y)
+            files.append(save_figure(fig, out / "landscape.png"))
+            if self.bands is not None:
+                b = self.bands
+                write_csv(
+                    out / "bands.csv",
+                    ["w", "bands"],
+                    zip(b.w.tolist(), b.count.tolist(), strict=True),
+                )
+        write_json(out / "landscape.json", self.as_dict())
+        return files
+
+
+def _single_neuron_sweep(s: LandscapeSettings, chunk: int, progress) -> Landscape1D:
+    from weakgrad.tasks import SingleNeuronTurnOff
+
+    task = SingleNeuronTurnOff(
+        HodgkinHuxley(noise_std=s.noise), i0=s.i0, tau_ms=s.tau_ms, dt_ms=s.dt_ms
+    )
+    return sweep_1d(
+        task.evaluate_trials, np.linspace(s.w_min, s.w_max, s.points), trials=s.trials,
+        key=jax.random.key(s.seed), current=lambda x: x * s.i0, chunk=chunk, progress=progress,
+    )  # fmt: skip
+
+
+def _complete_graph_sweep(s: LandscapeSettings, chunk: int, progress) -> Landscape1D | Landscape2D:
+    from weakgrad.tasks import CompleteGraphTurnOff
+
+    n = s.neurons
+    task = CompleteGraphTurnOff(
+        n, HodgkinHuxley(noise_std=s.noise), bias=s.bias, tau_ms=s.tau_ms, dt_ms=s.dt_ms
+    )
+    k_sim, k_dir = jax.random.split(jax.random.key(s.seed))
+    grid = np.linspace(s.w_min, s.w_max, s.points)
+    if s.two_d:
+        base = task.uniform(s.center)
+        k1, k2 = jax.random.split(k_dir)
+        d1, d2 = random_direction(k1, base), random_direction(k2, base)
+        return sweep_2d(
+            task.evaluate_trials, base, d1, d2, grid, grid, trials=s.trials, key=k_sim,
+            chunk=chunk, progress=progress,
+        )  # fmt: skip
+    if s.direction == "uniform":
+        base, d = task.uniform(0.0), task.uniform(1.0)
+    elif s.direction == "weight":
+        base, d = task.uniform(0.0), jnp.zeros((n, n)).at[0, 0].set(1.0)
+    else:
+        base = task.uniform(s.center)
+        d = random_direction(k_dir, base)
+    return sweep_1d(
+        along(task.evaluate_trials, base, d), grid, trials=s.trials, key=k_sim, chunk=chunk,
+        progress=progress,
+    )  # fmt: skip
+
+
+def landscape_study(
+    settings: LandscapeSettings, *, progress: Callable[[int], None] | None = None
+) -> LandscapeStudy:
+    """Sweep as ``settings`` say (the chunks sharded over all JAX devices, in float64 with
+    ``settings.x64``), then mollify the 1-D curve (``settings.mollify``) and count its loss
+    bands (complete graph). ``progress`` is called with the number of points done."""
+    s = settings
+    chunk = max(jax.device_count(), 128)
+    with jax.enable_x64(s.x64):
+        sweep = _complete_graph_sweep if s.graph else _single_neuron_sweep
+        curve = sweep(s, chunk, progress)
+    if isinstance(curve, Landscape2D):
+        return LandscapeStudy(s, curve)
+    smooth = None
+    if s.mollify is not None:
+        smooth = mollify_curve(curve.w, curve.loss_mean, BumpKernel(s.mollify))
+    bands = None
+    if s.graph:
+        bands = detect_bands(curve.w, curve.loss_mean, window=max(2, min(50, s.points // 10)))
+    return LandscapeStudy(s, curve, smooth, bands)

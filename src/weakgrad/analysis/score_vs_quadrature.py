@@ -7,15 +7,21 @@ in one dimension (000, "Computing Gradient of Molified Loss"):
 - quadrature of ``g(x) = integral f(x + sigma z) z phi(z) dz / sigma`` with the same number
   of nodes (trapezoid rule over +-6 sigma), which the size of ``f`` does not disturb.
 
-The reference is the same integral on a fine trapezoid grid.
+The reference is the same integral on a fine trapezoid grid. The result saves itself as
+``weakgrad scorecheck`` writes it (``scorecheck.csv``, ``.png``, ``.json``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from weakgrad.errors import ConfigError
 
 __all__ = ["toy_loss", "ScoreVsQuadrature", "score_vs_quadrature"]
 
@@ -52,7 +58,8 @@ def _reference(f, x, sigma, points=20001):
 @dataclasses.dataclass(frozen=True)
 class ScoreVsQuadrature:
     """Smoothed-gradient estimates on a grid ``x``: ``monte_carlo[S]`` and ``quadrature[S]``
-    for each sample count ``S``, and the fine-grid ``reference``."""
+    for each sample count ``S`` (in the order asked), and the fine-grid ``reference``;
+    ``seed`` seeded the Monte-Carlo samples."""
 
     x: np.ndarray
     loss: np.ndarray
@@ -60,12 +67,21 @@ class ScoreVsQuadrature:
     monte_carlo: dict[int, np.ndarray]
     quadrature: dict[int, np.ndarray]
     sigma: float
+    seed: int = 0
 
-    def rms_error(self) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {"monte_carlo": {}, "quadrature": {}}
-        for name in out:
-            for s, g in getattr(self, name).items():
-                out[name][s] = float(np.sqrt(np.mean((g - self.reference) ** 2)))
+    def errors(self, border: float = 8.0) -> dict[str, dict[str, float]]:
+        """RMS error against the reference of each estimate, named ``monte_carlo_S`` and
+        ``quadrature_S``: over all ``x`` (``rms``) and where ``|x| > border``
+        (``rms_border``, where the loss is large)."""
+        out = {}
+        edge = np.abs(self.x) > border
+        for name, estimates in (("monte_carlo", self.monte_carlo), ("quadrature", self.quadrature)):
+            for s, g in estimates.items():
+                err = g - self.reference
+                out[f"{name}_{s}"] = {
+                    "rms": float(np.sqrt(np.mean(err**2))),
+                    "rms_border": float(np.sqrt(np.mean(err[edge] ** 2))),
+                }
         return out
 
     def rows(self) -> list[list[float]]:
@@ -85,6 +101,35 @@ class ScoreVsQuadrature:
             + [f"quadrature_{s}" for s in keys]
         )
 
+    def as_dict(self) -> dict[str, Any]:
+        """``scorecheck.json``: the settings and :meth:`errors`."""
+        return {
+            "samples": list(self.monte_carlo),
+            "sigma": self.sigma,
+            "points": int(self.x.size),
+            "seed": self.seed,
+            "errors": self.errors(),
+        }
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"{k}: rms error {v['rms']:.3g} ({v['rms_border']:.3g} at |x| > 8)"
+            for k, v in self.errors().items()
+        )
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """Write ``scorecheck.csv`` (one row per x), ``scorecheck.png`` and
+        ``scorecheck.json``; returns the CSV's path."""
+        from weakgrad.io import write_csv, write_json
+        from weakgrad.plots import plot_score_vs_quadrature, save_figure
+
+        out = Path(out)
+        path = write_csv(out / "scorecheck.csv", self.header(), self.rows())
+        title = "gradient of the Gaussian-smoothed toy loss: Monte Carlo vs quadrature"
+        save_figure(plot_score_vs_quadrature(self, title=title), out / "scorecheck.png")
+        write_json(out / "scorecheck.json", self.as_dict())
+        return path
+
 
 def score_vs_quadrature(
     f: Callable[[np.ndarray], np.ndarray] = toy_loss,
@@ -93,15 +138,19 @@ def score_vs_quadrature(
     sigma: float = 1.0,
     samples: Sequence[int] = (100, 1000),
     seed: int = 0,
+    points: int = 201,
 ) -> ScoreVsQuadrature:
-    """Both estimates of the smoothed gradient at every ``x`` (default 201 points on
-    [-10, 10]) for each sample count; Monte Carlo draws fresh samples at every ``x``."""
+    """Both estimates of the smoothed gradient (sigma in x units) at every ``x`` (default:
+    ``points`` points on [-10, 10]) for each sample count; Monte Carlo draws fresh samples
+    at every ``x``. Bad values raise :class:`~weakgrad.errors.ConfigError`."""
     if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}.")
+        raise ConfigError(f"--sigma must be > 0, got {sigma}.")
     if not samples or any(int(s) < 2 for s in samples):
-        raise ValueError(f"samples must list ints >= 2, got {list(samples)}.")
-    x = np.linspace(-10, 10, 201) if x is None else np.asarray(x, np.float64)
+        raise ConfigError(f"--samples must list ints >= 2, got {list(samples)}.")
+    if x is None and points < 3:
+        raise ConfigError(f"--points must be >= 3, got {points}.")
+    x = np.linspace(-10, 10, points) if x is None else np.asarray(x, np.float64)
     rng = np.random.default_rng(seed)
     mc = {int(s): _mc(f, x, sigma, int(s), rng) for s in samples}
     quad = {int(s): _quadrature(f, x, sigma, int(s)) for s in samples}
-    return ScoreVsQuadrature(x, f(x), _reference(f, x, sigma), mc, quad, float(sigma))
+    return ScoreVsQuadrature(x, f(x), _reference(f, x, sigma), mc, quad, float(sigma), seed)

@@ -1,4 +1,6 @@
-"""Command-line interface: thin over the public API."""
+"""Command-line interface: thin over the library. Each command parses its options, calls one
+library function that returns a result, saves it and prints one line. Nothing heavy is
+imported at module level, so ``weakgrad --help`` answers without starting JAX."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import os
 import sys
 
 import typer
+
+from weakgrad.errors import ConfigError
 
 app = typer.Typer(
     help="weakgrad: weak gradients and loss landscapes for Hodgkin-Huxley and spiking networks.",
@@ -20,7 +24,7 @@ def _root() -> None:
     """weakgrad: weak gradients and loss landscapes for Hodgkin-Huxley and spiking networks."""
 
 
-class UsageError(Exception):
+class UsageError(ConfigError):
     """Bad input from the command line: printed as one line, exit code 2."""
 
 
@@ -47,18 +51,28 @@ def _progress(label: str, unit: str):
     )
 
 
+def _numerics_failed(e: BaseException) -> bool:
+    """A blown-up simulation (SimulationError, or equinox's runtime check under jit). Both
+    classes are looked up only if their modules were loaded: nothing else raises them, and
+    importing them would start JAX for every command."""
+    sim, eqx = sys.modules.get("weakgrad.sim.network"), sys.modules.get("equinox")
+    return (sim is not None and isinstance(e, sim.SimulationError)) or (
+        eqx is not None and isinstance(e, eqx.EquinoxRuntimeError)
+    )
+
+
 def main() -> None:
+    """Entry point: bad user input (ConfigError) is one line and exit 2; failed numerics one
+    line and exit 1; anything else is a bug and keeps its traceback (exit 1)."""
     _use_all_cores()
-    import equinox as eqx
-
-    from weakgrad.sim.network import SimulationError
-
     try:
         app()
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as e:  # bad input: exit 2
+    except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except (SimulationError, eqx.EquinoxRuntimeError) as e:  # numerics failed: exit 1
+    except Exception as e:
+        if not _numerics_failed(e):
+            raise
         lines = str(e).strip().splitlines()
         line = next((m for m in lines if "blew up" in m), lines[0] if lines else repr(e))
         typer.echo(f"error: {line.strip()}", err=True)
