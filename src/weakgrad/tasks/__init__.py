@@ -1,6 +1,13 @@
-"""Tasks: a network factory, its input and a loss, bound together."""
+"""Tasks: a network factory, its input and a loss, bound together.
 
+Training tasks implement :class:`~weakgrad.tasks.base.AbstractTask` (MNIST:
+:class:`~weakgrad.tasks.mnist_task.MnistTask`; spike trains:
+:class:`~weakgrad.tasks.spike_train_task.SpikeTrainTask`; a config's ``[task]`` builds one,
+see :mod:`weakgrad.registry`). The turn-off tasks serve the loss landscapes.
+"""
+
+from weakgrad.tasks.base import AbstractTask
 from weakgrad.tasks.complete_graph import CompleteGraphTurnOff
 from weakgrad.tasks.single_neuron import SingleNeuronTurnOff
 
-__all__ = ["CompleteGraphTurnOff", "SingleNeuronTurnOff"]
+__all__ = ["AbstractTask", "CompleteGraphTurnOff", "SingleNeuronTurnOff"]

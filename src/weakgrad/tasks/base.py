@@ -1,0 +1,46 @@
+"""The interface every training task implements.
+
+A task owns its data and its objective; the training loop (:mod:`weakgrad.training.loop`)
+asks it for the objective of each step, for validation metrics on evaluation steps and
+for the final scores, and writes nothing on its behalf but what it returns. Figures are
+returned, not saved: the caller at the top saves them.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from jax import Array
+
+__all__ = ["AbstractTask"]
+
+
+class AbstractTask(abc.ABC):
+    """A training task: data, an objective per step, validation and final scores.
+
+    Subclasses are final; they implement every abstract method. Everything a task returns
+    is a function of its arguments (step, parameters, key), so a resumed run sees the same
+    batches and scores as an uninterrupted one.
+    """
+
+    @abc.abstractmethod
+    def initial_params(self) -> Any:
+        """The parameters training starts from (a pytree, one child per layer)."""
+
+    @abc.abstractmethod
+    def objective_at(self, step: int) -> Any:
+        """The objective (an ``AbstractObjective``) of training step ``step``."""
+
+    @abc.abstractmethod
+    def validate(self, params: Any, key: Array) -> tuple[float, float]:
+        """(validation loss, validation accuracy or NaN where the task has none)."""
+
+    @abc.abstractmethod
+    def score(self, params: Any, key: Array) -> dict[str, Any]:
+        """Final metrics of ``params`` (JSON-ready numbers and strings)."""
+
+    def figures(self, params: Any, key: Array) -> dict[str, Any]:
+        """Figures of ``params`` by file name (``{"raster.png": fig}``); none by default."""
+        del params, key
+        return {}
