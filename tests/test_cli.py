@@ -1,22 +1,64 @@
-"""The command line: files and columns scripts rely on; bad input is one line, exit 2."""
+"""The command line: files and columns scripts rely on; bad input is one line, exit 2.
+
+Commands run in-process through ``weakgrad.cli.main`` (a subprocess costs 1.5-2 s before
+any work); two tests start a real process: ``--help`` and a blow-up on sharded devices."""
 
 import csv
+import io
 import json
+import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pytest
 
+from weakgrad.cli import main
 
-def _cli(*args, cwd=None):
+ROOT = Path(__file__).parents[1]
+
+
+def _cli(*args):
+    """Run ``weakgrad ARGS`` in this process: returncode, stdout and stderr as a
+    subprocess would give them. An exception other than bad input propagates (a bug)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    argv = ["weakgrad", *map(str, args)]
+    # main() sets XLA_FLAGS for its own process; keep it out of later subprocesses.
+    with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ):
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def _subprocess(*args):
     return subprocess.run(
-        [sys.executable, "-m", "weakgrad.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
+        [sys.executable, "-m", "weakgrad.cli", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def test_help_in_a_real_process_lists_every_command():
+    r = _subprocess("--help")
+    assert r.returncode == 0, r.stderr
+    for command in ("landscape", "gradcheck", "descend", "scorecheck", "train", "evaluate"):
+        assert command in r.stdout
+
+
+def test_an_internal_error_keeps_its_traceback_and_is_not_exit_2(tmp_path):
+    # Only ConfigError is the user's fault; a ValueError from inside is a bug.
+    def broken(settings, progress=None):
+        raise ValueError("internal bug")
+
+    with mock.patch("weakgrad.analysis.landscape.landscape_study", broken):
+        with pytest.raises(ValueError, match="internal bug"):
+            _cli("landscape", "--points", "3", "--out", tmp_path)
 
 
 def test_landscape_writes_csv_png_and_settings(tmp_path):
@@ -67,7 +109,9 @@ def test_bad_input_is_one_clear_line(tmp_path, args, needle):
 def test_blown_up_simulation_is_one_line_exit_1_even_sharded(tmp_path):
     # The CLI shards the sweep over one device per core; a blow-up must still come back as
     # a message, not an aborted process.
-    r = _cli("landscape", "--points", "4", "--tau-ms", "5", "--i0", "1e7", "--out", str(tmp_path))
+    r = _subprocess(
+        "landscape", "--points", "4", "--tau-ms", "5", "--i0", "1e7", "--out", str(tmp_path)
+    )
     assert r.returncode == 1, r.stderr[-500:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "blew up" in lines[0] and "w=" in lines[0], r.stderr[-500:]
@@ -207,14 +251,15 @@ def test_train_command_runs_a_config_and_resumes(tmp_path):
     args = ["train", "configs/mnist-linear.toml", "--set", "train.steps=4", "--set",
             "train.eval_every=2", "--set", "train.eval_size=20", "--set", "task.train_size=40",
             "--set", "estimator.samples=8", "--out", str(out)]  # fmt: skip
-    r = _cli(*args, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    args[1] = str(ROOT / args[1])
+    r = _cli(*args)
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 4 and {"test_accuracy", "seconds"} <= set(summary)
-    again = _cli("train", "--out", str(out), cwd=str(tmp_path))
+    again = _cli("train", "--out", str(out))
     assert again.returncode == 2 and "already holds a run" in again.stderr
-    resumed = _cli("train", "--resume", "--out", str(out), cwd=str(tmp_path))
+    resumed = _cli("train", "--resume", "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     bad = _cli("train", "--set", "estimator.samples=-3", "--out", str(tmp_path / "b"))
     assert bad.returncode == 2 and "estimator.samples = -3 must be > 0" in bad.stderr
@@ -229,3 +274,60 @@ def test_train_command_runs_a_config_and_resumes(tmp_path):
     assert wrong.returncode == 2 and "train.eval_draws = 4 averages predictions" in wrong.stderr
     missing = _cli("evaluate", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "config.json does not exist" in missing.stderr
+
+
+def _made_up_gradcheck(tmp_path=None):
+    from weakgrad.analysis.diagnostics import GradCheck
+    from weakgrad.analysis.gradcheck import GradcheckSettings, GradcheckStudy, GradientHeatmap
+
+    settings = GradcheckSettings(
+        estimators=("regression", "node"), samples=(10, 100), sigmas=(0.01, 0.1), repeats=1
+    )
+    errors = {  # (estimator, samples, sigma) -> rel_error; at S=100 the best sigmas differ
+        ("regression", 10, 0.01): 0.9, ("regression", 10, 0.1): 0.8,
+        ("regression", 100, 0.01): 0.5, ("regression", 100, 0.1): 0.3,
+        ("node", 10, 0.01): 0.4, ("node", 10, 0.1): 0.6,
+        ("node", 100, 0.01): 0.1, ("node", 100, 0.1): float("nan"),
+    }  # fmt: skip
+    rows = [
+        {"estimator": n, "samples": s, "sigma": sg, "repeat": 0, "rel_error": e,
+         "cosine": 1 - e, "evals": s, "seconds": 0.1}
+        for (n, s, sg), e in errors.items()
+    ]  # fmt: skip
+    check = GradCheck(
+        rows, np.ones(6), {"regression": np.zeros(6), "node": np.ones(6)}, np.arange(6)
+    )
+    heat = GradientHeatmap(np.ones((3, 2)), np.zeros((3, 2)), "regression", 1)
+    return GradcheckStudy(settings, check, 6, "made up", heat)
+
+
+def test_gradcheck_result_picks_the_best_sigma_and_saves_itself(tmp_path):
+    r = _made_up_gradcheck()
+    best = r.best()
+    assert best["regression"]["sigma"] == 0.1 and best["node"]["sigma"] == 0.01  # NaN loses
+    assert r.summary() == (
+        "8 estimates; at S=100 regression: cos 0.700 (sigma 0.1); node: cos 0.900 (sigma 0.01)"
+    )
+    assert r.save(tmp_path) == tmp_path / "gradcheck.csv"
+    names = {"gradcheck.csv", "gradcheck.json", "gradcheck_heatmap.npz", "gradcheck_heatmap.png",
+             "gradcheck_vs_samples.png", "gradcheck_vs_sigma.png"}  # fmt: skip
+    assert {p.name for p in tmp_path.iterdir()} == names
+    meta = json.loads((tmp_path / "gradcheck.json").read_text())
+    assert meta["parameters_compared"] == 6 and meta["data"] == "made up"
+    assert meta["duration_ms"] is None and len(meta["summary"]) == 8
+    heat = np.load(tmp_path / "gradcheck_heatmap.npz")
+    assert heat["estimate"].shape == (3, 2) and str(heat["estimator"]) == "regression"
+
+
+def test_gradcheck_settings_reject_what_the_grid_cannot_run():
+    from weakgrad.analysis.gradcheck import GradcheckSettings
+    from weakgrad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--estimators: unknown magic; choose from regression"):
+        GradcheckSettings(estimators=("node", "magic"))
+    with pytest.raises(ConfigError, match="--sigmas must list positive floats"):
+        GradcheckSettings(sigmas=(0.1, 0.0))
+    with pytest.raises(ConfigError, match="--readout must be one of"):
+        GradcheckSettings(readout="spikes")
+    assert GradcheckSettings(layer="all").layers == (0, 1)
+    assert GradcheckSettings().estimates == 3 * 3 * 3 * 3

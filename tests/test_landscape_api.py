@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,3 +137,109 @@ def test_explicit_streams_are_validated():
         ValueError, match=r"streams\[0\] must be uint32 key words of shape \(2, 3\)"
     ):
         wg.simulate(net, jnp.ones(1), dt=0.01, steps=2, streams=(jnp.zeros((2, 2), jnp.uint32),))
+
+
+def test_firing_stop_on_synthetic_spike_counts():
+    from weakgrad.analysis.landscape import firing_stop
+
+    w = np.linspace(0, 3, 7)
+    # onset at w=0.5, repetitive firing peaks at w=1, falls below half the peak at w=2.5
+    assert firing_stop(w, np.array([0, 40, 60, 50, 35, 2, 1])) == pytest.approx(2.5)
+    assert firing_stop(w, np.array([0, 40, 60, 60, 55, 50, 45])) is None  # never halves
+
+
+def _curve(w, loss, spikes=None):
+    from weakgrad.analysis.landscape import Landscape1D
+
+    spikes = np.zeros_like(w) if spikes is None else spikes
+    return Landscape1D(w, w * 34.6, loss, np.full(w.shape, np.nan), spikes, 1)
+
+
+def test_landscape_settings_resolve_defaults_and_refuse_bad_values():
+    from weakgrad.analysis.landscape import LandscapeSettings
+    from weakgrad.errors import ConfigError
+
+    s = LandscapeSettings()
+    assert (s.w_min, s.w_max, s.points, s.evaluations) == (0.0, 3.0, 301, 301)
+    g = LandscapeSettings(task="complete-graph")
+    assert (g.w_min, g.w_max) == (-50.0, 300.0) and g.as_dict()["direction"] == "uniform"
+    r = LandscapeSettings(task="complete-graph", direction="random", w_max=2)
+    assert (r.w_min, r.w_max) == (-1.0, 2.0)
+    two = LandscapeSettings(task="complete-graph", neurons=2, two_d=True)
+    assert (two.points, two.evaluations) == (51, 51 * 51)
+    z = LandscapeSettings(zoom=(1, 2), w_min=0.0)
+    assert (z.w_min, z.w_max) == (1.0, 2.0) and z.as_dict()["zoom"] == [1.0, 2.0]
+    with pytest.raises(ConfigError, match="above the 0.25 ms limit"):
+        LandscapeSettings(dt_ms=0.3, tau_ms=10.0)
+    with pytest.raises(ConfigError, match="--mollify smooths 1-D curves"):
+        LandscapeSettings(task="complete-graph", neurons=2, two_d=True, mollify=0.1)
+    with pytest.raises(ConfigError, match="below the grid spacing"):
+        LandscapeSettings(points=4, mollify=0.5)  # spacing 1
+
+
+def test_single_neuron_study_summarises_where_firing_stops_and_saves(tmp_path):
+    from weakgrad.analysis.landscape import LandscapeSettings, LandscapeStudy
+
+    w = np.linspace(0, 3, 7)
+    spikes = np.array([0, 40, 60, 50, 35, 2, 1.0])
+    settings = LandscapeSettings(points=7, tau_ms=20.0)
+    r = LandscapeStudy(settings, _curve(w, spikes / 100, spikes))
+    assert r.summary() == "7 points x 1 trial; repetitive firing stops near w=2.5"
+    files = r.save(tmp_path)
+    assert files == [tmp_path / "landscape.csv", tmp_path / "landscape.png"]
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "landscape.csv", "landscape.png", "landscape.json",
+    }  # fmt: skip
+    meta = json.loads((tmp_path / "landscape.json").read_text())
+    assert meta == settings.as_dict() and meta["i0"] == 34.6 and "max_bands" not in meta
+    flat = LandscapeStudy(settings, _curve(w, w, np.full(7, 60.0)))
+    assert flat.summary().endswith("repetitive firing does not stop in this range")
+
+
+def test_complete_graph_study_finds_the_bands_and_writes_them(tmp_path):
+    from weakgrad.analysis.landscape import LandscapeSettings, LandscapeStudy
+    from weakgrad.analysis.mollify import BumpKernel, mollify_curve
+
+    w = np.linspace(0, 1, 400)
+    rng = np.random.default_rng(0)
+    loss = 1 + w + 0.5 * rng.integers(0, 3, size=w.size)  # three interleaved branches
+    settings = LandscapeSettings(task="complete-graph", w_min=0, w_max=1, points=400, mollify=0.1)
+    smooth = mollify_curve(w, loss, BumpKernel(0.1))
+    bands = detect_bands(w, loss, window=40)
+    r = LandscapeStudy(settings, _curve(w, loss), smooth, bands)
+    assert r.summary().startswith("400 points x 1 trial; up to 3 loss bands (multi-valued)")
+    r.save(tmp_path)
+    meta = json.loads((tmp_path / "landscape.json").read_text())
+    assert meta["max_bands"] == 3 and meta["mollify"] == 0.1 and meta["neurons"] == 1
+    rows = (tmp_path / "bands.csv").read_text().splitlines()
+    assert rows[0] == "w,bands" and len(rows) == 1 + 10 and rows[1].endswith(",3")
+    moll = (tmp_path / "landscape_mollified.csv").read_text().splitlines()
+    assert moll[0] == "w,loss_mean,loss_mollified,valid" and len(moll) == 401
+    one = LandscapeStudy(settings, _curve(w, 1 + w**2), None, detect_bands(w, 1 + w**2))
+    assert one.summary().endswith("one loss band everywhere")
+
+
+def test_two_d_study_saves_grid_files(tmp_path):
+    from weakgrad.analysis.landscape import LandscapeSettings, LandscapeStudy
+
+    settings = LandscapeSettings(task="complete-graph", neurons=2, two_d=True, points=3)
+    loss = np.arange(9.0).reshape(3, 3)
+    grid = np.linspace(-1, 1, 3)
+    r = LandscapeStudy(settings, Landscape2D(grid, grid, loss, loss * 0, loss, 1))
+    assert r.summary() == "3 x 3 points; loss 0 to 8"
+    assert r.save(tmp_path) == [tmp_path / "landscape2d.csv", tmp_path / "landscape2d.png"]
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "landscape2d.csv", "landscape2d.png", "landscape2d.npz", "landscape.json",
+    }  # fmt: skip
+    assert json.loads((tmp_path / "landscape.json").read_text())["two_d"] is True
+
+
+def test_landscape_study_runs_the_single_neuron_sweep():
+    from weakgrad.analysis.landscape import LandscapeSettings, landscape_study
+
+    done = []
+    settings = LandscapeSettings(w_min=1.0, w_max=2.5, points=4, tau_ms=200.0)
+    r = landscape_study(settings, progress=done.append)
+    assert sum(done) == 4 and r.bands is None and r.mollified is None
+    np.testing.assert_allclose(r.curve.current, r.curve.w * 34.6)
+    assert "repetitive firing stops near w=2" in r.summary()  # 1.0 fires, 2.0 does not

@@ -132,3 +132,78 @@ def test_score_function_blows_up_at_the_borders_where_quadrature_does_not():
     q = score_vs_quadrature(lambda x: 0.5 * x**2, x=np.linspace(-3, 3, 7), samples=(50,))
     np.testing.assert_allclose(q.reference, q.x, atol=1e-9)
     np.testing.assert_allclose(q.quadrature[50], q.x, atol=1e-6)
+
+
+def _staircase_file(tmp_path):
+    from weakgrad.analysis.landscape import Landscape1D
+
+    w, loss = _staircase()
+    nan = np.full(w.shape, np.nan)
+    return Landscape1D(w, w * 34.6, loss, nan, np.zeros_like(w), 1).to_csv(tmp_path / "l.csv")
+
+
+def test_descend_study_reads_a_curve_and_saves_path_and_outcome(tmp_path):
+    import json
+
+    from weakgrad.analysis.descend import DescendSettings, descend_study
+
+    source = _staircase_file(tmp_path)
+    fd = descend_study(DescendSettings(landscape=source, w0=0.5, steps=100))
+    assert fd.outcome in ("stopped (flat slope)", "oscillating between two points")
+    assert fd.mollified is None and fd.summary().startswith("w 0.5 -> ")
+    settings = DescendSettings(
+        method="mollified", landscape=source, w0=0.5, eta=0.05, steps=100, growth=1.03, width=0.3
+    )
+    moll = descend_study(settings)
+    assert abs(moll.path.w[-1] - 2.0) < 0.45 and moll.mollified.y.shape == (301,)
+    out = tmp_path / "out"
+    assert moll.save(out) == out / "path.csv"
+    assert {p.name for p in out.iterdir()} == {
+        "path.csv",
+        "path.png",
+        "mollified.csv",
+        "descend.json",
+    }
+    meta = json.loads((out / "descend.json").read_text())
+    assert meta["landscape"] == str(source) and meta["width"] == 0.3 and meta["neighbours"] is None
+    assert meta["outcome"] == moll.outcome and meta["final_w"] == float(moll.path.w[-1])
+
+
+def test_descend_settings_and_study_refuse_bad_input(tmp_path):
+    from weakgrad.analysis.descend import DescendSettings, descend_study
+    from weakgrad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--method must be one of fd, regression, mollified"):
+        DescendSettings(method="newton")
+    with pytest.raises(ConfigError, match="--neighbours must be >= 1"):
+        DescendSettings(neighbours=0)
+    with pytest.raises(ConfigError, match="does not exist; run weakgrad landscape"):
+        DescendSettings(landscape=tmp_path / "missing.csv")
+    source = _staircase_file(tmp_path)
+    with pytest.raises(ConfigError, match="--w0 5.0 lies outside the curve's range"):
+        descend_study(DescendSettings(landscape=source, w0=5.0))
+    with pytest.raises(ConfigError, match="--width 0.001 is below the curve's grid spacing"):
+        descend_study(DescendSettings(method="mollified", landscape=source, width=0.001))
+
+
+def test_score_check_errors_on_made_up_estimates_and_files(tmp_path):
+    import json
+
+    from weakgrad.analysis.score_vs_quadrature import ScoreVsQuadrature
+
+    x = np.linspace(-10, 10, 5)  # |x| > 8 at the two ends
+    off = np.array([3.0, 0.0, 0.0, 0.0, 4.0])
+    r = ScoreVsQuadrature(x, x**2, np.zeros(5), {10: off}, {10: np.full(5, 0.5)}, 1.0, seed=7)
+    errs = r.errors()
+    assert errs["monte_carlo_10"] == {
+        "rms": pytest.approx(np.sqrt(5)),
+        "rms_border": pytest.approx(12.5**0.5),
+    }
+    assert errs["quadrature_10"] == {"rms": 0.5, "rms_border": 0.5}
+    assert r.save(tmp_path) == tmp_path / "scorecheck.csv"
+    meta = json.loads((tmp_path / "scorecheck.json").read_text())
+    assert meta == {"samples": [10], "sigma": 1.0, "points": 5, "seed": 7, "errors": errs}
+    assert (tmp_path / "scorecheck.csv").read_text().splitlines()[0] == (
+        "x,loss,reference,monte_carlo_10,quadrature_10"
+    )
+    assert (tmp_path / "scorecheck.png").stat().st_size > 10_000
