@@ -1,8 +1,8 @@
 """Accuracy of finished MNIST runs scored noise-free and as the smoothed network.
 
 Node perturbation follows the gradient of the loss averaged over its noise, so the network
-it trains is the noisy one. ``weakgrad.training.loop.evaluate(run, draws=N)`` predicts with the
-class probabilities averaged over ``N`` draws of that noise (``train.eval_draws``; 0: the
+it trains is the noisy one. ``weakgrad.training.evaluate(run, draws=N)`` predicts with the
+class probabilities averaged over ``N`` draws of that noise (``estimator.eval_draws``; 0: the
 noise-free network) from a run's own checkpoint, without retraining. This script scores
 several run folders (the ``run_dir`` of ``benchmarks/train.py`` rows) for several ``N`` and
 prints validation and test accuracy side by side; choose ``N`` on validation.
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--name", default="eval-draws")
     args = ap.parse_args()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from weakgrad.training.loop import evaluate
+    from weakgrad.training import evaluate
 
     draws = [int(d) for d in args.draws.split(",")]
     labels = args.label + [r.name for r in args.runs[len(args.label) :]]

@@ -8,7 +8,7 @@ table that shows where autodiff trains (short runs) and where it fails (long run
     python benchmarks/train.py --configs mnist-hh-long --autodiff-steps 300
     python benchmarks/train.py --quick             # 3 steps of two configs (< 1 minute)
 
-Each run is a subprocess (``weakgrad.training.loop.train``), so its peak RSS is its own. Seconds per
+Each run is a subprocess (``weakgrad.training.train``), so its peak RSS is its own. Seconds per
 step exclude the first step (compilation). An epoch is the 3,600 training digits of the
 built-in set at the config's batch size. The results file is rewritten after every run, so
 an interrupted benchmark keeps the rows it finished.
@@ -31,8 +31,9 @@ ROOT = HERE.parent
 CONFIGS = ["mnist-linear", "mnist-ann", "mnist-hh-short", "mnist-hh-long"]
 VARIANTS = {
     "weak": [],
-    "autodiff": ["estimator.name=autodiff"],
-    "autodiff-clip": ["estimator.name=autodiff", "estimator.clip=1.0"],
+    # A whole [estimator] section replaced: the config's node keys do not apply to autodiff.
+    "autodiff": ['estimator={name="autodiff"}'],
+    "autodiff-clip": ['estimator={name="autodiff", clip=1.0}'],
 }
 
 
@@ -42,7 +43,7 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
     import csv
 
     from weakgrad.config import load_config
-    from weakgrad.training.loop import train
+    from weakgrad.training import train
 
     path = ROOT / "configs" / f"{config}.toml"
     steps = steps or load_config(path).train.steps
@@ -72,7 +73,7 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # train.keep_best: the state at the best validation accuracy and its test accuracy
         **({"best": summary["best"]} if "best" in summary else {}),
-        # train.eval_draws: test_accuracy is the smoothed network's; this the noise-free one's
+        # estimator.eval_draws: test_accuracy is the smoothed network's; this the noise-free one's
         **{k: summary[k] for k in ("eval_draws", "noise_free_test_accuracy") if k in summary},
         "run_dir": str(out),
     }

@@ -105,6 +105,24 @@ def test_builtin_digits_split_deterministically():
     assert not np.array_equal(a.y_train, c.y_train)
 
 
+def test_builtin_digits_are_parsed_once_and_cannot_be_changed():
+    import time
+
+    from weakgrad import registry
+    from weakgrad.tasks.mnist import HH_READOUTS, MNIST_MODELS, _builtin
+
+    load_mnist()
+    t0 = time.perf_counter()
+    a = load_mnist()
+    assert time.perf_counter() - t0 < 0.3  # the CSV (0.9 s to parse) is read once
+    x, y = _builtin()
+    assert _builtin()[0] is x and not x.flags.writeable and not y.flags.writeable
+    a.x_train[:] = 0  # a caller's splits are its own copies
+    assert load_mnist().x_train.max() == 1
+    # One list of names: the config, the tasks and the CLI take them from the registry.
+    assert MNIST_MODELS == registry.MNIST_MODELS and tuple(HH_READOUTS) == registry.HH_READOUTS
+
+
 @pytest.mark.parametrize("model", ["linear", "ann", "hh"])
 @pytest.mark.parametrize("init", ["gaussian", "orthogonal"])
 def test_models(model, init):

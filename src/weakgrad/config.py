@@ -60,6 +60,7 @@ __all__ = [
     "load_config",
     "load_run_config",
     "parse_overrides",
+    "upgrade_legacy",
 ]
 
 SWITCH_HINT = "--set 'estimator={name=\"autodiff\"}'"
@@ -713,21 +714,20 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     for item in overrides:
         path, eq, raw = item.partition("=")
         path = path.strip()
+        usage = (
+            f"--set {item!r} must look like section.key=value, e.g. train.steps=100, or "
+            f"section={{...}} (a TOML inline table replacing the section), e.g. "
+            f"{SWITCH_HINT[6:]}."
+        )
         if not eq or not path:
-            raise ConfigError(
-                f"--set {item!r} must look like section.key=value, e.g. train.steps=100, or "
-                f"section={{...}}, e.g. {SWITCH_HINT[6:]}."
-            )
+            raise ConfigError(usage)
         try:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()  # a bare word: a string
         if "." not in path:
             if not isinstance(value, dict):
-                raise ConfigError(
-                    f"--set {item!r}: a whole section is a TOML inline table, e.g. "
-                    f"{SWITCH_HINT[6:]}; a single key is section.key=value."
-                )
+                raise ConfigError(usage)
             out[path] = {"__replace__": True, **value}
             continue
         section, key = path.split(".", 1)
@@ -776,8 +776,63 @@ def load_run_config(
 
     saved = Path(out) / "config.json"
     if path is None and resume and saved.is_file():
-        data = json.loads(saved.read_text())
+        data = upgrade_legacy(json.loads(saved.read_text()))
         return _apply(data, parse_overrides(overrides))
     if path is None and not resume:
         overrides = [*(default or []), *overrides]
     return load_config(path, overrides)
+
+
+def upgrade_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``config.json`` written before the sections were tagged (every key of every
+    section, sentinel numbers) -> the current form; any other dict is returned as it is.
+    Used where old run folders are read back (``evaluate``, ``--resume``)."""
+    est = data.get("estimator", {})
+    if not ("clip" in est and "layer_samples" in est and "hold_ms" in est):
+        return data
+    task = dict(data.get("task", {}))
+    train = dict(data.get("train", {}))
+    name = est.get("name", "regression")
+    cls = registry.estimator_sections().get(name)
+    if cls is None:
+        return data  # config_from_dict names the problem
+    new_est: dict[str, Any] = {"name": name}
+    for key in cls.keys():
+        if key in est and est[key] not in ([], 0, 0.0, ""):
+            new_est[key] = est[key]
+        elif key in ("alternate", "antithetic") and key in est:
+            new_est[key] = est[key]
+    if name == "node":
+        hold_ms = est.get("hold_ms", 0.0)
+        new_est.pop("hold_ms", None)
+        if hold_ms == float("inf"):
+            new_est["hold"] = "run"
+        elif hold_ms:
+            new_est["hold_ms"] = hold_ms
+        if train.get("eval_draws"):
+            new_est["eval_draws"] = train["eval_draws"]
+    train.pop("eval_draws", None)
+    new_task: dict[str, Any] = {"name": task.get("name", "mnist")}
+    tcls = registry.task_sections().get(new_task["name"])
+    if tcls is None:
+        return data
+    for key in tcls.keys():
+        if (
+            key in task
+            and task[key] not in ("",)
+            and not (key in ("train_size", "readout_scale") and task[key] == 0)
+        ):
+            new_task[key] = task[key]
+    if new_task["name"] == "mnist" and new_task.get("model", "ann") != "hh":
+        for key in _HH_ONLY:
+            new_task.pop(key, None)
+    if new_task.get("nwb_file"):
+        for key in ("cells", "rate_hz", "correlation"):
+            new_task.pop(key, None)
+    if new_task["name"] != "mnist":
+        for key in _MNIST_ONLY_TRAIN:
+            train.pop(key, None)
+    optimizer = dict(data.get("optimizer", {}))
+    if optimizer.get("layer_scale") == []:
+        optimizer.pop("layer_scale")
+    return {"task": new_task, "estimator": new_est, "optimizer": optimizer, "train": train}

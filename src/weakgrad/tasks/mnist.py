@@ -231,7 +231,8 @@ def mnist_network(
     if model not in MNIST_MODELS:
         raise ValueError(f"model must be one of {', '.join(MNIST_MODELS)}, got {model!r}.")
     if init not in registry.MNIST_INITS:
-        raise ValueError(f"init must be one of {', '.join(registry.MNIST_INITS)}, got {init!r}.")
+        inits = " or ".join(repr(i) for i in registry.MNIST_INITS)
+        raise ValueError(f"init must be {inits}, got {init!r}.")
     # Per-layer weight scale and bias: for HH, chosen so that a typical digit drives the
     # hidden layer at 0-30 uA/cm^2 (firing). The output scale is 30: hidden neurons fire
     # their onset spikes together, and at 100 the summed release drove output neurons past

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from weakgrad.config import ConfigError, config_from_dict
+from weakgrad.config import ConfigError, config_from_dict, upgrade_legacy
 from weakgrad.training.checkpoint import load_checkpoint
 from weakgrad.training.loop import build, eval_key, evaluated, initial_state
 
@@ -35,7 +35,7 @@ def evaluate(
                 f"{f} does not exist: evaluate needs a run folder written by weakgrad train"
                 + (" with train.keep_best = true." if f.name == "best.npz" else ".")
             )
-    data = json.loads((out / "config.json").read_text())
+    data = upgrade_legacy(json.loads((out / "config.json").read_text()))
     if draws is not None:
         if draws < 0:
             raise ConfigError(f"draws = {draws} must be >= 0 (0: the noise-free network).")
