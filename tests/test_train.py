@@ -427,6 +427,8 @@ def test_eval_draws_scores_the_smoothed_network_and_evaluate_rescores_a_run(tmp_
     assert evaluate(run, draws=3, best=True)["step"] == summary["best"]["step"]
     with pytest.raises(FileNotFoundError, match=r"config.json does not exist: evaluate needs"):
         evaluate(tmp_path)
+    with pytest.raises(ConfigError, match=r"estimator.eval_draws = 2 averages predictions"):
+        evaluate(tmp_path / "ad", draws=2)  # autodiff: no noise to average over
 
 
 # --- contracts over the whole registry ----------------------------------------------------

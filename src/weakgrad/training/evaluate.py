@@ -40,6 +40,12 @@ def evaluate(
         if draws < 0:
             raise ConfigError(f"draws = {draws} must be >= 0 (0: the noise-free network).")
         estimator = data.setdefault("estimator", {})
+        if draws and estimator.get("name") != "node":
+            raise ConfigError(
+                f"estimator.eval_draws = {draws} averages predictions over the noise of node "
+                f"perturbation; {out} trained with estimator {estimator.get('name')!r}, which "
+                "has no noise: use draws 0 (the network itself)."
+            )
         if draws:
             estimator["eval_draws"] = draws
         else:
