@@ -271,8 +271,8 @@ def test_train_command_runs_a_config_and_resumes(tmp_path):
     )
     assert "test accuracy" in scored.stderr
     wrong = _cli("evaluate", str(out), "--draws", "4")  # a linear network has no node noise
-    # eval_draws is a key of the node estimator's section (config commit 744e242)
-    assert wrong.returncode == 2 and "estimator.eval_draws does not apply" in wrong.stderr
+    # eval_draws is a key of the node estimator's section since 744e242
+    assert wrong.returncode == 2 and "estimator.eval_draws = 4 averages predictions" in wrong.stderr
     missing = _cli("evaluate", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "config.json does not exist" in missing.stderr
 
