@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import weakgrad as wg
-from weakgrad.sim.network import NodeNoise
+from weakgrad.estimators.perturbations import LayerNoise, NodeNoise
 
 
 def _run(net, inputs=None, steps=2000, dt=0.01, **kw):
@@ -56,11 +56,11 @@ def test_feedforward_shapes_and_inject_equals_bias():
     base = _run(net, x, steps=3)
     assert [m.shape for m in base.mean_output] == [(4,), (2,)]
     shifted = eqx.tree_at(lambda n: n.layers[0].bias, net, net.layers[0].bias + 0.7)
-    inj = _run(net, x, steps=3, inject=wg.Inject(0, jnp.full((4,), 0.7)))
+    inj = _run(net, x, steps=3, perturb=wg.Inject(0, jnp.full((4,), 0.7)))
     np.testing.assert_allclose(
         inj.mean_output[1], _run(shifted, x, steps=3).mean_output[1], rtol=1e-6
     )
-    per_step = _run(net, x, steps=3, inject=wg.Inject(0, jnp.full((3, 4), 0.7)))
+    per_step = _run(net, x, steps=3, perturb=wg.Inject(0, jnp.full((3, 4), 0.7)))
     np.testing.assert_allclose(per_step.mean_output[1], inj.mean_output[1], rtol=1e-6)
 
 
@@ -118,8 +118,8 @@ def test_time_varying_input():
         (dict(inputs=jnp.ones(3)), r"inputs must have shape \(n_in,\) = \(1,\)"),
         (dict(inputs=jnp.ones((7, 1))), r"\(steps, n_in\) = \(10, 1\)"),
         (dict(dt=0.5), "above the 0.25 ms limit of HodgkinHuxley"),
-        (dict(inject=wg.Inject(0, jnp.ones(2))), r"Inject.current must have shape \(1,\)"),
-        (dict(inject=wg.Inject(3, jnp.ones(1))), "Inject.layer=3 is out of range"),
+        (dict(perturb=wg.Inject(0, jnp.ones(2))), r"Inject.current must have shape \(1,\)"),
+        (dict(perturb=wg.Inject(3, jnp.ones(1))), "Inject.layer=3 is out of range"),
     ],
 )
 def test_bad_input_is_named(kwargs, match):
@@ -171,18 +171,21 @@ def test_node_noise_is_the_injected_current_of_its_draws(hold):
     steps, x = 20, jnp.linspace(-1.0, 1.0, 4)
     words = jnp.moveaxis(wg.random.stream_keys(jax.random.key(1), (3, 2)), 0, 1)  # (K, 2, n)
     weights = jnp.array([0.5, -1.0, 2.0])
-    noise = NodeNoise(1, words, weights, 0.3, hold=hold)
-    eta = jnp.stack([noise.eta(jnp.uint32(t), jnp.float32) for t in range(steps)])
+    layer_noise = LayerNoise(1, words, weights, 0.3, hold=hold)
+    noise = NodeNoise((layer_noise,))
+    eta = jnp.stack([layer_noise.eta(jnp.uint32(t), jnp.float32) for t in range(steps)])
     assert np.array_equal(np.asarray(eta[0]), np.asarray(eta[min(hold, steps) - 1]))
     assert hold >= steps or not np.array_equal(np.asarray(eta[0]), np.asarray(eta[hold]))
     record = wg.Record(outputs=True)
-    noisy = _run(net, x, steps=steps, record=record, noise=noise)
-    ref = _run(net, x, steps=steps, record=record, inject=wg.Inject(1, eta))
+    noisy = _run(net, x, steps=steps, record=record, perturb=noise)
+    ref = _run(net, x, steps=steps, record=record, perturb=wg.Inject(1, eta))
     np.testing.assert_allclose(np.asarray(noisy.outputs[1]), np.asarray(ref.outputs[1]), rtol=1e-6)
-    traced = NodeNoise(1, words, weights, 0.3, inject=False, correlate=True, hold=hold)
-    elig = _run(net, x, steps=steps, noise=traced)
+    traced = NodeNoise(
+        (LayerNoise(1, words, weights, 0.3, inject=False, correlate=True, hold=hold),)
+    )
+    elig = _run(net, x, steps=steps, perturb=traced)
     hidden = np.asarray(ref.outputs[0])
-    np.testing.assert_allclose(elig.eligibility[0]["bias"], np.asarray(eta).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(elig.perturbation[0]["bias"], np.asarray(eta).sum(0), rtol=1e-5)
     np.testing.assert_allclose(
-        elig.eligibility[0]["weight"], hidden.T @ np.asarray(eta), rtol=1e-5, atol=1e-6
+        elig.perturbation[0]["weight"], hidden.T @ np.asarray(eta), rtol=1e-5, atol=1e-6
     )

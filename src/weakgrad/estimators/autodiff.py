@@ -17,6 +17,7 @@ from jax import Array
 
 from weakgrad.estimators._base import AbstractEstimator, EstimatorInfo
 from weakgrad.objectives.base import AbstractObjective
+from weakgrad.objectives.network import AbstractNetworkObjective
 from weakgrad.sim.surrogates import AbstractSurrogate
 
 __all__ = ["Autodiff", "SurrogateGradient"]
@@ -78,7 +79,7 @@ class SurrogateGradient(AbstractEstimator):
     def estimate(
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
-        if not hasattr(objective, "with_surrogate"):
+        if not isinstance(objective, AbstractNetworkObjective):
             raise TypeError(
                 f"SurrogateGradient needs an objective built on a weakgrad Network "
                 f"(NetworkObjective), got {type(objective).__name__}; for your own loss "

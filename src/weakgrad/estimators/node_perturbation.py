@@ -48,14 +48,22 @@ from weakgrad.estimators._base import (
     _check_pairs,
     _check_positive,
 )
-from weakgrad.objectives.base import AbstractObjective, _shard_population
-from weakgrad.sim.network import NodeNoise, StepProbe, layer_noise_words
+from weakgrad.estimators.perturbations import (
+    LayerNoise,
+    LayerProbe,
+    NodeNoise,
+    StepProbes,
+    layer_noise_words,
+)
+from weakgrad.objectives.base import AbstractObjective
+from weakgrad.objectives.network import AbstractNetworkObjective, MeanOutput
+from weakgrad.parallel import shard_population
 
 __all__ = ["NodePerturbation", "StepwiseNodePerturbation", "noisy_readouts"]
 
 
 def _layers(objective: Any, layers: tuple[int, ...] | None, owner: str) -> tuple[int, ...]:
-    if not hasattr(objective, "eligibility"):
+    if not isinstance(objective, AbstractNetworkObjective):
         raise TypeError(
             f"{owner} perturbs a network's pre-activations and needs a "
             f"NetworkObjective, got {type(objective).__name__}; use a weight-space "
@@ -180,7 +188,7 @@ class NodePerturbation(AbstractEstimator):
         widths = [la.n_out for la in objective.net.layers]
         # Noise keys and sigmas stay indexed by the whole network's layers; the simulations
         # may run only the layers from `first` up, on the recorded output of those below.
-        first = layers[0] if self.reuse_lower and hasattr(objective, "tail") else 0
+        first = layers[0] if self.reuse_lower else 0
         full_params = params
         if first:
             objective, params = objective.tail(params, k_sim, first), params[first:]
@@ -194,38 +202,44 @@ class NodePerturbation(AbstractEstimator):
             signs = jnp.concatenate([signs, -signs])
 
         def perturbed(words_s, sign):  # losses (B,) of sample s, each example its own stream
-            noise = tuple(
-                NodeNoise(
-                    i - first,
-                    words_s[i][:, None],
-                    jnp.full((b, 1), sign, dtype),
-                    jnp.full((b,), sigma[i]),
-                    hold=hold,
-                )  # fmt: skip
-                for i in layers
+            noise = NodeNoise(
+                tuple(
+                    LayerNoise(
+                        i - first,
+                        words_s[i][:, None],
+                        jnp.full((b, 1), sign, dtype),
+                        jnp.full((b,), sigma[i]),
+                        hold=hold,
+                    )  # fmt: skip
+                    for i in layers
+                )
             )
             return objective.per_example(params, k_sim, noise)
 
-        sharded, _ = _shard_population((run_words, signs))
+        sharded, _ = shard_population((run_words, signs))
         losses = jax.vmap(perturbed)(*sharded)[:s]  # (S, B)
         if self.antithetic:
             # sum over pairs (L+ - L-) xi / (sigma S): the baseline and even orders cancel.
             diff = (losses[:n] - losses[n:]) / (s * b * hold)  # (n, B)
         else:
             diff = (losses - losses.mean(0)) / ((s - 1) * b * hold)  # (S, B)
-        noise = tuple(
-            NodeNoise(
-                i - first,
-                jnp.moveaxis(words[i], 0, 1),  # (B, n, 2, n_out)
-                diff.T / (sigma[i] * sigma[i]),  # (B, n)
-                jnp.full((b,), sigma[i]),
-                inject=False,
-                correlate=True,
-                hold=hold,
+        noise = NodeNoise(
+            tuple(
+                LayerNoise(
+                    i - first,
+                    jnp.moveaxis(words[i], 0, 1),  # (B, n, 2, n_out)
+                    diff.T / (sigma[i] * sigma[i]),  # (B, n)
+                    jnp.full((b,), sigma[i]),
+                    inject=False,
+                    correlate=True,
+                    hold=hold,
+                )
+                for i in layers
             )
-            for i in layers
         )
-        base_losses, elig = objective.eligibility(params, k_sim, noise)
+        # One unperturbed run per example regenerates every sample's noise and sums it
+        # against the layer's input: the eligibility.
+        base_losses, elig = objective.run(params, k_sim, noise)
         grads = list(jax.tree.map(jnp.zeros_like, full_params))
         for j, i in enumerate(layers):
             grads[i] = {name: elig[j][name].astype(dtype) for name in grads[i]}
@@ -275,9 +289,7 @@ class StepwiseNodePerturbation(AbstractEstimator):
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
         layers = _layers(objective, self.layers, "StepwiseNodePerturbation")
-        from weakgrad.objectives.network import MeanOutput
-
-        if not isinstance(getattr(objective, "read", MeanOutput()), MeanOutput):
+        if not isinstance(objective.read, MeanOutput):
             raise ValueError(
                 "StepwiseNodePerturbation probes each step's output, so it needs the "
                 f"MeanOutput readout, got {type(objective.read).__name__}; use "
@@ -288,16 +300,18 @@ class StepwiseNodePerturbation(AbstractEstimator):
         k_noise, k_sim = jax.random.split(key)
         losses, readout_grad = objective.readout_gradient(params, k_sim)
         weights = readout_grad / objective.steps  # readout = mean over steps
-        probes = tuple(
-            StepProbe(
-                i,
-                layer_noise_words(k_noise, i, (b, k), objective.net.layers[i].n_out),
-                jnp.full((b,), self.sigma, dtype),
-                weights.astype(dtype),
+        probes = StepProbes(
+            tuple(
+                LayerProbe(
+                    i,
+                    layer_noise_words(k_noise, i, (b, k), objective.net.layers[i].n_out),
+                    jnp.full((b,), self.sigma, dtype),
+                    weights.astype(dtype),
+                )
+                for i in layers
             )
-            for i in layers
         )
-        elig = objective.probe_eligibility(params, k_sim, probes)
+        _, elig = objective.run(params, k_sim, probes)
         grads = list(jax.tree.map(jnp.zeros_like, params))
         for j, i in enumerate(layers):
             grads[i] = {name: elig[j][name].astype(dtype) for name in grads[i]}
@@ -305,7 +319,7 @@ class StepwiseNodePerturbation(AbstractEstimator):
 
 
 def noisy_readouts(
-    objective: Any,
+    objective: AbstractNetworkObjective,
     params: Any,
     key: Array,
     sigma: tuple[float, ...],
@@ -318,4 +332,40 @@ def noisy_readouts(
     redrawn every ``hold`` steps (None: held for the whole run), independent per draw and
     example. The estimate is the gradient of the loss averaged over this noise, so a
     prediction averaged over the draws is the prediction of the network it trains."""
-    return objective.noisy_readouts(params, key, sigma, draws, hold)
+    if not isinstance(objective, AbstractNetworkObjective):
+        raise TypeError(
+            f"noisy_readouts needs a network objective, got {type(objective).__name__}."
+        )
+    n_layers = len(objective.net.layers)
+    if len(sigma) != n_layers or any(not v >= 0 for v in sigma):
+        raise ValueError(
+            f"noisy_readouts: sigma = {list(sigma)} needs one value >= 0 per layer ({n_layers})."
+        )
+    if not (isinstance(draws, int) and draws >= 1):
+        raise ValueError(f"noisy_readouts: draws must be an int >= 1, got {draws!r}.")
+    hold = objective.steps if hold is None else hold
+    b, dtype = objective.batch_size, jax.tree_util.tree_leaves(params)[0].dtype
+    k_noise, k_sim = jax.random.split(key)
+    noisy = [i for i, v in enumerate(sigma) if v > 0]
+    # (draws, B, 1, 2, n) key words per noisy layer: one stream per draw and example.
+    words = {
+        i: layer_noise_words(k_noise, i, (draws, b, 1), objective.net.layers[i].n_out)
+        for i in noisy
+    }
+
+    def one(words_d):
+        noise = NodeNoise(
+            tuple(
+                LayerNoise(
+                    i,
+                    words_d[i],
+                    jnp.ones((b, 1), dtype),
+                    jnp.full((b,), jnp.asarray(sigma[i], dtype)),
+                    hold=hold,
+                )  # fmt: skip
+                for i in noisy
+            )
+        )
+        return objective.readout(params, k_sim, noise)
+
+    return jax.vmap(one, axis_size=draws)(words)

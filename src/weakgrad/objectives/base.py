@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from weakgrad.parallel import shard_population
 
 __all__ = ["AbstractObjective", "Objective", "HostObjective", "population_keys"]
 
@@ -36,20 +37,6 @@ def population_keys(key: Array, n: int, common: bool) -> Array:
     if common:
         return jnp.repeat(key[None], n, axis=0)
     return jax.random.split(key, n)
-
-
-def _shard_population(tree: Any) -> tuple[Any, int]:
-    """Pad the leading (population) axis to a multiple of the device count and constrain it
-    to be split across devices. Returns the tree and the original size."""
-    n = jax.tree_util.tree_leaves(tree)[0].shape[0]
-    d = jax.device_count()
-    if d == 1:
-        return tree, n
-    extra = (-n) % d
-    if extra:
-        tree = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
-    sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("pop",)), PartitionSpec("pop"))
-    return jax.lax.with_sharding_constraint(tree, sharding), n
 
 
 class AbstractObjective(eqx.Module):
@@ -84,7 +71,7 @@ class Objective(AbstractObjective):
         return self.fn(params, key)
 
     def population(self, params: Any, keys: Array) -> Array:
-        (params, keys), n = _shard_population((params, keys))
+        (params, keys), n = shard_population((params, keys))
         losses = jax.vmap(self.fn)(params, keys)
         if jnp.shape(losses)[1:] != ():
             raise ValueError(

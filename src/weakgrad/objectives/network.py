@@ -1,17 +1,19 @@
 """Objectives built on a weakgrad :class:`~weakgrad.sim.network.Network`: a network, a batch of
-inputs and targets, and a loss on the readout.
+inputs and targets, a readout and a loss on it.
 
 The parameters are the trainable arrays of each layer: a tuple with one dict per layer,
-``{"weight", "bias"}`` (and ``"recurrent"`` where the layer has recurrent weights). Besides
-plain and population evaluation, a network objective supports what only white-box access
-gives: node perturbation (noise on pre-activations, with eligibility sums) and
-surrogate-gradient BPTT.
+``{"weight", "bias"}`` (and ``"recurrent"`` where the layer has recurrent weights).
+:class:`AbstractNetworkObjective` declares what white-box estimators need beyond plain and
+population evaluation: runs with a perturbation of the simulation
+(:class:`~weakgrad.sim.network.AbstractPerturbation`, node perturbation), the loss's
+gradient with respect to the readout, a copy with surrogate spike derivatives (surrogate
+gradients), and the upper layers as an objective of their own (:meth:`tail`).
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -20,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.objectives.base import AbstractObjective, _shard_population
+from weakgrad.objectives.base import AbstractObjective
 from weakgrad.objectives.losses import AbstractLoss
-from weakgrad.sim.network import Network, NodeNoise, Record, layer_noise_words, simulate
+from weakgrad.parallel import shard_population
+from weakgrad.sim.network import AbstractPerturbation, Network, Record, Trace, simulate
 from weakgrad.sim.neurons._base import AbstractNeuron
 from weakgrad.sim.random import stream_keys
 from weakgrad.sim.surrogates import AbstractSurrogate
@@ -31,7 +34,10 @@ __all__ = [
     "AbstractReadout",
     "MeanOutput",
     "MeanVoltage",
+    "SpikeTrains",
+    "AbstractNetworkObjective",
     "NetworkObjective",
+    "TailObjective",
     "network_params",
     "network_with_params",
 ]
@@ -70,6 +76,16 @@ class MeanVoltage(AbstractReadout):
         return trace.mean_voltage[-1]
 
 
+class SpikeTrains(AbstractReadout):
+    """The last layer's spikes per step, ``(steps, n_out)`` of 0/1 in the simulation's float
+    type: the readout of spike-train losses (:mod:`weakgrad.tasks.spike_trains`)."""
+
+    record: ClassVar[Record] = Record(counts=False, mean_output=False, spikes=True)
+
+    def __call__(self, trace: Any) -> Array:
+        return trace.spikes[-1]
+
+
 def network_params(net: Network) -> tuple[dict[str, Array], ...]:
     """The trainable arrays of ``net``: one dict per layer."""
     out = []
@@ -92,17 +108,115 @@ def network_with_params(net: Network, params: Any) -> Network:
     return Network(tuple(layers))
 
 
-class NetworkObjective(AbstractObjective):
+def _with_surrogate(net: Network, surrogate: AbstractSurrogate) -> Network:
+    return jax.tree.map(
+        lambda x: x.with_surrogate(surrogate) if isinstance(x, AbstractNeuron) else x,
+        net,
+        is_leaf=lambda x: isinstance(x, AbstractNeuron),
+    )
+
+
+class AbstractNetworkObjective(AbstractObjective):
+    """A loss of a network on a batch, with the white-box access that node perturbation and
+    surrogate gradients need. Implementations give :meth:`simulate_example` (one example,
+    optionally perturbed) and the fields below; the batched methods are shared.
+
+    Per-example results are ``jnp.nan`` where a simulation blew up.
+    """
+
+    net: eqx.AbstractVar[Network]
+    inputs: eqx.AbstractVar[Array]
+    targets: eqx.AbstractVar[Array]
+    loss: eqx.AbstractVar[AbstractLoss]
+    dt: eqx.AbstractVar[float]
+    steps: eqx.AbstractVar[int]
+    read: eqx.AbstractVar[AbstractReadout]
+
+    @abc.abstractmethod
+    def simulate_example(
+        self, params: Any, x: Array, key: Array, perturb: AbstractPerturbation | None = None
+    ) -> Trace:
+        """The trace of one example ``x`` (its key already split off the batch's)."""
+
+    @abc.abstractmethod
+    def valid(self, valid: Array) -> Array:
+        """The batch's validity ``(B,)`` given its simulations' ``valid`` ``(B,)``."""
+
+    @abc.abstractmethod
+    def with_surrogate(self, surrogate: AbstractSurrogate) -> AbstractNetworkObjective:
+        """The same objective with ``surrogate`` on every neuron that takes one."""
+
+    @abc.abstractmethod
+    def tail(self, params: Any, key: Array, first: int) -> AbstractNetworkObjective:
+        """Layers ``first..`` as an objective of their own (see :class:`TailObjective`)."""
+
+    @property
+    def batch_size(self) -> int:
+        return int(np.shape(self.inputs)[0])
+
+    def params(self) -> tuple[dict[str, Array], ...]:
+        return network_params(self.net)
+
+    def network(self, params: Any) -> Network:
+        return network_with_params(self.net, params)
+
+    def _traces(self, params: Any, key: Array, perturb: Any) -> Trace:
+        """Traces of the batch (leading axis B); ``perturb``: None or one perturbation per
+        example, stacked along a leading batch axis."""
+        keys = jax.random.split(key, self.batch_size)
+        if perturb is None:
+            return jax.vmap(lambda x, k: self.simulate_example(params, x, k))(self.inputs, keys)
+        return jax.vmap(lambda x, k, p: self.simulate_example(params, x, k, p))(
+            self.inputs, keys, perturb
+        )
+
+    def readout(self, params: Any, key: Array, perturb: Any = None) -> tuple[Array, Array]:
+        """Readout ``(B, ...)`` and validity ``(B,)`` of the whole batch."""
+        trace = self._traces(params, key, perturb)
+        return self.read(trace), self.valid(trace.valid)
+
+    def run(self, params: Any, key: Array, perturb: Any = None) -> tuple[Array, Any]:
+        """Per-example losses ``(B,)`` and what the (stacked, per-example) perturbations
+        accumulated (``Trace.perturbation``), summed over the batch."""
+        trace = self._traces(params, key, perturb)
+        losses = jax.vmap(self.loss)(self.read(trace), self.targets)
+        losses = jnp.where(self.valid(trace.valid), losses, jnp.nan)
+        return losses, jax.tree.map(lambda e: e.sum(0), trace.perturbation)
+
+    def per_example(self, params: Any, key: Array, perturb: Any = None) -> Array:
+        """Losses ``(B,)``; ``perturb`` as in :meth:`run`."""
+        return self.run(params, key, perturb)[0]
+
+    def readout_gradient(self, params: Any, key: Array) -> tuple[Array, Array]:
+        """Per-example losses ``(B,)`` and the gradient of the batch-mean loss with respect to
+        each example's readout ``(B, ...)`` (autodiff through the loss only, never
+        through the network)."""
+        readout, valid = self.readout(params, key)
+        losses, grads = jax.vmap(jax.value_and_grad(self.loss))(readout, self.targets)
+        losses = jnp.where(valid, losses, jnp.nan)
+        return losses, grads / self.batch_size
+
+    def __call__(self, params: Any, key: Array) -> Array:
+        return self.per_example(params, key).mean()
+
+    def population(self, params: Any, keys: Array) -> Array:
+        (params, keys), n = shard_population((params, keys))
+        return jax.vmap(self.__call__)(params, keys)[:n]
+
+
+class NetworkObjective(AbstractNetworkObjective):
     """Loss of a network on a batch.
 
     Attributes:
         net: the network (its weights are the starting point; :meth:`params` returns them).
         inputs: ``(B, n_in)`` constant inputs or ``(B, steps, n_in)`` per step.
-        targets: ``(B, ...)`` whatever ``loss`` expects (labels for classification).
+        targets: ``(B, ...)`` whatever ``loss`` expects (labels for classification, target
+            spike trains for spike-train losses).
         loss: per-example loss on the readout.
         dt: time step (ms); ignored by rate units.
         steps: number of steps (1 for an ordinary feed-forward network).
-        read: what the loss sees (:class:`MeanOutput`, the default, or :class:`MeanVoltage`).
+        read: what the loss sees (:class:`MeanOutput`, the default, :class:`MeanVoltage` or
+            :class:`SpikeTrains`).
     """
 
     net: Network
@@ -121,134 +235,30 @@ class NetworkObjective(AbstractObjective):
                 f"with the same B, got inputs {np.shape(self.inputs)} and targets "
                 f"{np.shape(self.targets)}."
             )
-
-    @property
-    def batch_size(self) -> int:
-        return int(np.shape(self.inputs)[0])
-
-    def params(self) -> tuple[dict[str, Array], ...]:
-        return network_params(self.net)
-
-    def network(self, params: Any) -> Network:
-        return network_with_params(self.net, params)
+        if np.ndim(self.inputs) == 3 and np.shape(self.inputs)[1] != self.steps:
+            raise ValueError(
+                f"NetworkObjective.inputs has {np.shape(self.inputs)[1]} steps per example but "
+                f"steps = {self.steps}; make them agree."
+            )
 
     def with_batch(self, inputs: Array, targets: Array) -> NetworkObjective:
         return dataclasses.replace(self, inputs=inputs, targets=targets)
 
     def with_surrogate(self, surrogate: AbstractSurrogate) -> NetworkObjective:
-        """The same objective with ``surrogate`` on every neuron that takes one."""
+        return dataclasses.replace(self, net=_with_surrogate(self.net, surrogate))
 
-        def swap(x):
-            if isinstance(x, AbstractNeuron) and hasattr(x, "surrogate"):
-                return eqx.tree_at(lambda n: n.surrogate, x, surrogate, is_leaf=lambda v: v is None)
-            return x
-
-        net = jax.tree.map(swap, self.net, is_leaf=lambda x: isinstance(x, AbstractNeuron))
-        return dataclasses.replace(self, net=net)
-
-    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=(), streams=None):
+    def simulate_example(
+        self, params: Any, x: Array, key: Array, perturb: AbstractPerturbation | None = None
+    ) -> Trace:
         return simulate(
-            self.network(params),
-            x,
-            dt=self.dt,
-            steps=self.steps,
-            key=key,
-            record=self.read.record,
-            check=False,
-            noise=noise,
-            probes=probes,
-            streams=streams,
-        )
+            self.network(params), x, dt=self.dt, steps=self.steps, key=key,
+            record=self.read.record, check=False, perturb=perturb,
+        )  # fmt: skip
 
-    def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
-        """Readout ``(B, n_out)`` and validity ``(B,)`` of the whole batch."""
-        keys = jax.random.split(key, self.batch_size)
-        trace = jax.vmap(lambda x, k: self._simulate(params, x, k))(self.inputs, keys)
-        return self.read(trace), trace.valid
+    def valid(self, valid: Array) -> Array:
+        return valid
 
-    def noisy_readouts(
-        self, params: Any, key: Array, sigma: Sequence[float], draws: int, hold: int | None = None
-    ) -> tuple[Array, Array]:
-        """Readouts ``(draws, B, n_out)`` and validity ``(draws, B)`` of the batch under node
-        noise: on layer ``i`` a Gaussian current of std ``sigma[i]`` (units of its drive; 0:
-        none) added to each neuron's drive, redrawn every ``hold`` steps (None: held for the
-        whole run), independent per draw and example. That is the perturbation
-        :class:`~weakgrad.estimators.NodePerturbation` trains with, whose estimate is the
-        gradient of the loss averaged over it: a prediction averaged over the draws is the
-        prediction of that smoothed network.
-        """
-        n_layers = len(self.net.layers)
-        if len(sigma) != n_layers or any(not v >= 0 for v in sigma):
-            raise ValueError(
-                f"noisy_readouts: sigma = {list(sigma)} needs one value >= 0 per layer "
-                f"({n_layers})."
-            )
-        if not (isinstance(draws, int) and draws >= 1):
-            raise ValueError(f"noisy_readouts: draws must be an int >= 1, got {draws!r}.")
-        hold = self.steps if hold is None else hold
-        b, dtype = self.batch_size, jax.tree_util.tree_leaves(params)[0].dtype
-        k_noise, k_sim = jax.random.split(key)
-        noisy = [i for i, v in enumerate(sigma) if v > 0]
-        # (draws, B, 1, 2, n) key words per noisy layer: one stream per draw and example.
-        words = {
-            i: layer_noise_words(k_noise, i, (draws, b, 1), self.net.layers[i].n_out) for i in noisy
-        }
-        keys = jax.random.split(k_sim, b)
-
-        def one(words_d):
-            def example(x, k, w):
-                noise = tuple(
-                    NodeNoise(
-                        i, w[i], jnp.ones((1,), dtype), jnp.asarray(sigma[i], dtype), hold=hold
-                    )
-                    for i in noisy
-                )
-                trace = self._simulate(params, x, k, noise)
-                return self.read(trace), trace.valid
-
-            return jax.vmap(example)(self.inputs, keys, words_d)
-
-        return jax.vmap(one, axis_size=draws)(words)
-
-    def per_example(self, params: Any, key: Array, noise=None) -> Array:
-        """Losses ``(B,)``; NaN where a simulation blew up. ``noise`` (optional): one
-        tuple of :class:`NodeNoise` per example, stacked along a leading batch axis."""
-        keys = jax.random.split(key, self.batch_size)
-
-        def one(x, t, k, nz):
-            trace = self._simulate(params, x, k, () if nz is None else nz)
-            loss = self.loss(self.read(trace), t)
-            return jnp.where(trace.valid, loss, jnp.nan)
-
-        if noise is None:
-            return jax.vmap(lambda x, t, k: one(x, t, k, None))(self.inputs, self.targets, keys)
-        return jax.vmap(one)(self.inputs, self.targets, keys, noise)
-
-    def eligibility(self, params: Any, key: Array, noise: Any) -> tuple[Array, Any]:
-        """Per-example losses of the unperturbed batch and the eligibility sums of the
-        correlating ``noise`` (stacked per example), summed over the batch."""
-        keys = jax.random.split(key, self.batch_size)
-
-        def one(x, t, k, nz):
-            trace = self._simulate(params, x, k, nz)
-            loss = jnp.where(trace.valid, self.loss(self.read(trace), t), jnp.nan)
-            return loss, trace.eligibility
-
-        losses, elig = jax.vmap(one)(self.inputs, self.targets, keys, noise)
-        return losses, jax.tree.map(lambda e: e.sum(0), elig)
-
-    def probe_eligibility(self, params: Any, key: Array, probes: Any) -> Any:
-        """The probe sums of :class:`~weakgrad.sim.network.StepProbe` s (stacked per example),
-        summed over the batch."""
-        keys = jax.random.split(key, self.batch_size)
-
-        def one(x, k, pr):
-            return self._simulate(params, x, k, probes=pr).probe_eligibility
-
-        elig = jax.vmap(one)(self.inputs, keys, probes)
-        return jax.tree.map(lambda e: e.sum(0), elig)
-
-    def tail(self, params: Any, key: Array, first: int) -> NetworkObjective:
+    def tail(self, params: Any, key: Array, first: int) -> TailObjective:
         """Layers ``first..`` as an objective of their own, fed at every step with what
         layer ``first - 1`` sends in an unperturbed run of this batch with ``key``.
 
@@ -275,59 +285,58 @@ class NetworkObjective(AbstractObjective):
             return trace.outputs[-1], trace.valid
 
         sent, valid = jax.vmap(one)(self.inputs, jax.random.split(key, self.batch_size))
-        return _Tail(
-            Network(self.net.layers[first:]),
-            sent,
-            self.targets,
-            self.loss,
-            self.dt,
-            self.steps,
-            self.read,
-            offset=first,
-            head_valid=valid,
-        )
-
-    def readout_gradient(self, params: Any, key: Array) -> tuple[Array, Array]:
-        """Per-example losses ``(B,)`` and the gradient of the batch-mean loss with respect to
-        each example's readout ``(B, n_out)`` (autodiff through the loss only, never
-        through the network)."""
-        readout, valid = self.readout(params, key)
-        losses, grads = jax.vmap(jax.value_and_grad(self.loss))(readout, self.targets)
-        losses = jnp.where(valid, losses, jnp.nan)
-        return losses, grads / self.batch_size
-
-    def __call__(self, params: Any, key: Array) -> Array:
-        return self.per_example(params, key).mean()
-
-    def population(self, params: Any, keys: Array) -> Array:
-        (params, keys), n = _shard_population((params, keys))
-        return jax.vmap(self.__call__)(params, keys)[:n]
+        return TailObjective(
+            Network(self.net.layers[first:]), sent, self.targets, self.loss, self.dt,
+            self.steps, self.read, first=first, head_valid=valid,
+        )  # fmt: skip
 
 
-class _Tail(NetworkObjective):
-    """The upper layers of a network, fed with the recorded output of the layers below
-    (:meth:`NetworkObjective.tail`). Layer ``j`` here is layer ``offset + j`` of the whole
-    network: its neuron noise comes from the same stream."""
+class TailObjective(AbstractNetworkObjective):
+    """The upper layers ``first..`` of a :class:`NetworkObjective`, fed with the recorded
+    output of the layers below (:meth:`NetworkObjective.tail`). Layer ``j`` here is layer
+    ``first + j`` of the whole network: its neuron noise comes from the same stream.
 
-    offset: int = eqx.field(static=True, kw_only=True)
-    head_valid: Array = eqx.field(kw_only=True)  # (B,) the layers below did not blow up
+    Attributes:
+        net: layers ``first..`` of the whole network.
+        inputs: ``(B, steps, n)`` what layer ``first - 1`` sent.
+        first: index of the first layer kept in the whole network.
+        head_valid: ``(B,)`` whether the layers below stayed valid.
+        targets, loss, dt, steps, read: those of the whole network's objective.
+    """
 
-    def _simulate(self, params: Any, x: Array, key: Array, noise=(), probes=(), streams=None):
+    net: Network
+    inputs: Array
+    targets: Array
+    loss: AbstractLoss
+    dt: float
+    steps: int = eqx.field(static=True)
+    read: AbstractReadout
+    first: int = eqx.field(static=True)
+    head_valid: Array
+
+    def simulate_example(
+        self, params: Any, x: Array, key: Array, perturb: AbstractPerturbation | None = None
+    ) -> Trace:
+        net = self.network(params)
         streams = tuple(
-            stream_keys(jax.random.fold_in(key, self.offset + j), (la.n_out,))
+            stream_keys(jax.random.fold_in(key, self.first + j), (la.n_out,))
             if la.neuron.stochastic
             else None
-            for j, la in enumerate(self.net.layers)
+            for j, la in enumerate(net.layers)
         )
-        return super()._simulate(params, x, key, noise, probes, streams)
+        return simulate(
+            net, x, dt=self.dt, steps=self.steps, key=key, record=self.read.record,
+            check=False, perturb=perturb, streams=streams,
+        )  # fmt: skip
 
-    def readout(self, params: Any, key: Array) -> tuple[Array, Array]:
-        readout, valid = super().readout(params, key)
-        return readout, valid & self.head_valid
+    def valid(self, valid: Array) -> Array:
+        return valid & self.head_valid
 
-    def per_example(self, params: Any, key: Array, noise=None) -> Array:
-        return jnp.where(self.head_valid, super().per_example(params, key, noise), jnp.nan)
+    def with_surrogate(self, surrogate: AbstractSurrogate) -> TailObjective:
+        return dataclasses.replace(self, net=_with_surrogate(self.net, surrogate))
 
-    def eligibility(self, params: Any, key: Array, noise: Any) -> tuple[Array, Any]:
-        losses, elig = super().eligibility(params, key, noise)
-        return jnp.where(self.head_valid, losses, jnp.nan), elig
+    def tail(self, params: Any, key: Array, first: int) -> AbstractNetworkObjective:
+        raise ValueError(
+            "TailObjective.tail: take the tail of the whole network's objective at "
+            f"{self.first} + {first} instead."
+        )

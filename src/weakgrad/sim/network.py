@@ -12,6 +12,7 @@ parameter samples with ``jax.vmap`` (over ``inputs``, ``key`` or the network its
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import equinox as eqx
@@ -21,16 +22,16 @@ import numpy as np
 from jax import Array
 
 from weakgrad.sim.neurons._base import AbstractNeuron
-from weakgrad.sim.random import StepKey, normal, stream_keys
+from weakgrad.sim.random import StepKey, stream_keys
 from weakgrad.sim.synapses import AbstractSynapse, Instantaneous
 
 __all__ = [
     "Layer",
     "Network",
     "Record",
+    "AbstractPerturbation",
     "Inject",
-    "NodeNoise",
-    "StepProbe",
+    "StepContext",
     "Trace",
     "SimulationError",
     "simulate",
@@ -212,7 +213,9 @@ class Record(eqx.Module):
     Attributes:
         counts: spike counts per neuron (int32).
         mean_output: time average of each neuron's output value (what it sends on).
-        spikes: spike events per step (bool, ``(steps, n)``).
+        spikes: spike events per step, ``(steps, n)`` of 0/1 in the simulation's float type
+            (a spike with a surrogate derivative carries it: spike-train losses train by
+            surrogate gradients).
         outputs: output values per step.
         voltages: membrane potential (mV) per step, after the step's update.
         mean_voltage: time average of each neuron's membrane potential (mV): a graded
@@ -227,8 +230,82 @@ class Record(eqx.Module):
     mean_voltage: bool = eqx.field(static=True, default=False)
 
 
-class Inject(eqx.Module):
-    """Currents added to one layer's drive at every step (used by node perturbation).
+class StepContext(eqx.Module):
+    """One step of :func:`simulate` as a perturbation sees it after every layer has moved:
+    what each layer received and the state it moved from (every tuple has one entry per
+    layer).
+
+    Attributes:
+        t: the step index (uint32).
+        layer_in: the input each layer received (the layer below's output, or the external
+            input for layer 0).
+        drive: each layer's drive after the perturbation's :meth:`~AbstractPerturbation.drive`.
+        neuron_state, synapse_state: the states each layer moved from.
+        prev: each recurrent layer's output at the previous step (None: not recurrent).
+        step_key: each stochastic layer's :class:`~weakgrad.sim.random.StepKey` (None: none).
+        output: each layer's output value in this step.
+    """
+
+    t: Array
+    layer_in: tuple[Array, ...]
+    drive: tuple[Array, ...]
+    neuron_state: tuple[Any, ...]
+    synapse_state: tuple[Any, ...]
+    prev: tuple[Array | None, ...]
+    step_key: tuple[StepKey | None, ...]
+    output: tuple[Array, ...]
+    constant_input: bool = eqx.field(static=True)  # layer 0's input is the same every step
+
+
+class AbstractPerturbation(eqx.Module):
+    """The one way into a running simulation: something that adds to layers' drive (the
+    summed input current before the synapse, "pre-activation") and may accumulate a result
+    over the run, returned as :attr:`Trace.perturbation`.
+
+    :func:`simulate` calls :meth:`init` once, :meth:`drive` for every layer at every step
+    (in layer order, so it sees each layer's input), :meth:`after_step` once per step when
+    every layer has moved, and :meth:`finish` at the end. The state is any pytree and must
+    keep its structure and dtypes across steps (it is a ``lax.scan`` carry).
+    """
+
+    def check(self, net: Network, steps: int) -> None:
+        """Raise ``ValueError`` (naming the field) if this perturbation does not fit ``net``."""
+
+    def init(self, net: Network, steps: int, dtype: Any) -> Any:
+        """The state before the first step of a ``steps``-step run."""
+        return None
+
+    @abc.abstractmethod
+    def drive(
+        self,
+        layer: int,
+        t: Array,
+        x: Array,
+        prev: Array | None,
+        drive: Array,
+        state: Any,
+        *,
+        constant_input: bool,
+    ) -> tuple[Array, Any]:
+        """Layer ``layer``'s drive at step ``t`` and the new state.
+
+        ``x`` is the layer's input at this step, ``prev`` its own output at the previous step
+        (recurrent layers; None otherwise). ``constant_input`` is True when ``x`` is the same
+        at every step (layer 0 under a constant external input), so that sums over time of
+        ``x`` times something may be formed once, in :meth:`finish`.
+        """
+
+    def after_step(self, net: Network, dt: Any, ctx: StepContext, state: Any) -> Any:
+        """The state after a whole step (default: unchanged)."""
+        return state
+
+    def finish(self, inputs: Array, state: Any) -> Any:
+        """What :attr:`Trace.perturbation` holds (default: None)."""
+        return None
+
+
+class Inject(AbstractPerturbation):
+    """Currents added to one layer's drive at every step.
 
     Attributes:
         layer: index of the layer.
@@ -238,84 +315,23 @@ class Inject(eqx.Module):
     layer: int = eqx.field(static=True)
     current: Array
 
+    def check(self, net: Network, steps: int) -> None:
+        if not -len(net.layers) <= self.layer < len(net.layers):
+            raise ValueError(
+                f"Inject.layer={self.layer} is out of range for {len(net.layers)} layers."
+            )
+        n = net.layers[self.layer].n_out
+        if np.shape(self.current) not in ((n,), (steps, n)):
+            raise ValueError(
+                f"Inject.current must have shape ({n},) or (steps, {n}) = ({steps}, {n}), "
+                f"got {np.shape(self.current)}."
+            )
 
-class NodeNoise(eqx.Module):
-    """Gaussian noise on one layer's pre-activations, drawn inside the simulation (node
-    perturbation; study 000, "Optimizing Methods to Make Them VIABLE").
-
-    The noise of stream ``k`` at step ``t`` is ``xi_k(t) ~ N(0, std^2)`` per neuron, from the
-    counter-based generator, so a stream is reproduced exactly from its key words. The
-    simulation uses the combination ``eta(t) = sum_k weights_k xi_k(t)``:
-
-    - ``inject``: ``eta(t)`` is added to the layer's drive;
-    - ``correlate``: the trace's ``eligibility`` holds ``sum_t x(t)^T eta(t)`` (shape of the
-      layer's weight: ``x`` is the layer's input at step ``t``), ``sum_t eta(t)`` (bias)
-      and, for a recurrent layer, ``sum_t y(t-1)^T eta(t)``.
-
-    Attributes:
-        layer: index of the layer.
-        words: uint32 ``(K, 2, n_out)``: the key words of ``K`` noise streams
-            (:func:`weakgrad.sim.random.stream_keys`).
-        weights: ``(K,)`` coefficients of the streams.
-        std: standard deviation of each stream (units of the layer's drive).
-        inject: add ``eta`` to the drive.
-        correlate: accumulate the eligibility.
-        hold: steps each draw is held for: ``xi(t)`` is drawn at ``t // hold`` (1: white
-            noise, a fresh draw every step).
-    """
-
-    layer: int = eqx.field(static=True)
-    words: Array
-    weights: Array
-    std: float | Array
-    inject: bool = eqx.field(static=True, default=True)
-    correlate: bool = eqx.field(static=True, default=False)
-    hold: int = eqx.field(static=True, default=1)
-
-    def eta(self, t: Array, dtype: Any) -> Array:
-        words = jnp.moveaxis(self.words, 1, 0)  # StepKey wants (2, K, n_out)
-        block = t if self.hold == 1 else t // self.hold
-        xi = normal(StepKey(words, block, stream=_NODE_NOISE_STREAM), dtype)  # (K, n_out)
-        return self.std * (self.weights.astype(dtype) @ xi)
-
-
-_NODE_NOISE_STREAM = 7
-_PROBE_STREAM = 8
-
-
-def layer_noise_words(key: Array, layer: int, lead: tuple[int, ...], n_out: int) -> Array:
-    """Key words ``(*lead, 2, n_out)`` of independent noise streams for one layer (the
-    ``words`` of :class:`NodeNoise` and :class:`StepProbe`): one stream per index of
-    ``lead`` (e.g. draw and example), derived from ``key`` and the layer's index."""
-    return jnp.moveaxis(stream_keys(jax.random.fold_in(key, layer), (*lead, n_out)), 0, -2)
-
-
-class StepProbe(eqx.Module):
-    """Per-step perturbation probes of one layer's pre-activations, each started from the
-    unperturbed state (the study's first node-perturbation variant: "return all the neurons
-    to the same state every timestep for sampling").
-
-    At every step ``t`` the simulation also advances, from the same pre-step state and with
-    the same neuron noise, ``K`` copies of layers ``layer .. last`` whose pre-activation at
-    ``layer`` is shifted by ``std * xi_k(t)``, ``xi_k ~ N(0, 1)``. With ``delta_k(t) =
-    readout . (y_k(t) - y(t))`` (``y``: last layer's output), the estimate of the derivative
-    of ``sum_t readout . y(t)`` with respect to the pre-activation at step ``t`` is
-    ``g(t) = sum_k delta_k(t) xi_k(t) / (K std)``, and the trace's ``probe_eligibility``
-    holds ``sum_t x(t)^T g(t)`` (weight), ``sum_t g(t)`` (bias) and, for a recurrent layer,
-    ``sum_t y_layer(t-1)^T g(t)``. Only the effect within the same step is seen: the probes
-    never change the state the run continues from.
-
-    Attributes:
-        layer: index of the probed layer.
-        words: uint32 ``(K, 2, n_out)`` key words of the ``K`` probe streams.
-        std: probe size (units of the layer's drive).
-        readout: ``(n_last,)`` weights on the last layer's outputs.
-    """
-
-    layer: int = eqx.field(static=True)
-    words: Array
-    std: float | Array
-    readout: Array
+    def drive(self, layer, t, x, prev, drive, state, *, constant_input):
+        if layer != self.layer:
+            return drive, state
+        current = self.current[t] if jnp.ndim(self.current) == 2 else self.current
+        return drive + current.astype(drive.dtype), state
 
 
 class Trace(eqx.Module):
@@ -330,9 +346,8 @@ class Trace(eqx.Module):
     final_state: tuple[Any, ...]
     dt: Any
     valid: Array  # bool scalar: False if any state ever blew up during the run
-    eligibility: tuple[dict[str, Array], ...] | None = None  # one per correlating NodeNoise
-    probe_eligibility: tuple[dict[str, Array], ...] | None = None  # one per StepProbe
     mean_voltage: tuple[Array, ...] | None = None  # mV, with Record(mean_voltage=True)
+    perturbation: Any = None  # what the perturbation accumulated (its finish())
 
     def spike_times(self, layer: int = -1) -> list[np.ndarray]:
         """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
@@ -344,29 +359,7 @@ class Trace(eqx.Module):
         return [np.nonzero(s[:, j])[0] * dt for j in range(s.shape[1])]
 
 
-def _validate_noise(net: Network, noise: tuple[NodeNoise, ...]) -> None:
-    seen = set()
-    for nn in noise:
-        if not isinstance(nn, NodeNoise):
-            raise TypeError(f"noise must hold NodeNoise objects, got {type(nn).__name__}.")
-        if not -len(net.layers) <= nn.layer < len(net.layers):
-            raise ValueError(
-                f"NodeNoise.layer={nn.layer} is out of range for {len(net.layers)} layers."
-            )
-        layer = nn.layer % len(net.layers)
-        if layer in seen:
-            raise ValueError(f"two NodeNoise objects target layer {layer}; combine their streams.")
-        seen.add(layer)
-        n = net.layers[layer].n_out
-        k = np.shape(nn.weights)
-        if len(k) != 1 or np.shape(nn.words) != (k[0], 2, n):
-            raise ValueError(
-                f"NodeNoise for layer {layer} needs words of shape (K, 2, {n}) and weights of "
-                f"shape (K,), got {np.shape(nn.words)} and {k}."
-            )
-
-
-def _validate(net: Network, inputs: Array, dt: Any, steps: Any, inject: Inject | None) -> None:
+def _validate(net: Network, inputs: Array, dt: Any, steps: Any) -> None:
     if not isinstance(net, Network):
         raise TypeError(f"net must be a weakgrad.Network, got {type(net).__name__}.")
     if not isinstance(steps, int | np.integer) or steps < 1:
@@ -394,17 +387,18 @@ def _validate(net: Network, inputs: Array, dt: Any, steps: Any, inject: Inject |
             f"inputs must have shape (n_in,) = ({net.n_in},) for a constant input or "
             f"(steps, n_in) = ({steps}, {net.n_in}) per step, got {shape}; batch with jax.vmap."
         )
-    if inject is not None:
-        if not -len(net.layers) <= inject.layer < len(net.layers):
-            raise ValueError(
-                f"Inject.layer={inject.layer} is out of range for {len(net.layers)} layers."
-            )
-        n = net.layers[inject.layer].n_out
-        if np.shape(inject.current) not in ((n,), (steps, n)):
-            raise ValueError(
-                f"Inject.current must have shape ({n},) or (steps, {n}) = ({steps}, {n}), "
-                f"got {np.shape(inject.current)}."
-            )
+
+
+class _Carry(eqx.Module):
+    """The scan carry of :func:`simulate`: one entry per layer in each tuple."""
+
+    neuron: tuple[Any, ...]
+    synapse: tuple[Any, ...]
+    prev: tuple[Array | None, ...]  # recurrent layers' outputs at the previous step
+    counts: tuple[Array, ...] | None
+    sums: dict[str, tuple[Array, ...]]  # running sums for time averages ("out", "v")
+    bad: tuple[Array, ...]  # elementwise: did the state ever blow up?
+    perturb: Any  # the perturbation's state
 
 
 def simulate(
@@ -414,11 +408,9 @@ def simulate(
     dt: float | Array,
     steps: int,
     key: Array | None = None,
-    inject: Inject | None = None,
+    perturb: AbstractPerturbation | None = None,
     record: Record = Record(),
     check: bool = True,
-    noise: NodeNoise | tuple[NodeNoise, ...] = (),
-    probes: StepProbe | tuple[StepProbe, ...] = (),
     streams: tuple[Array | None, ...] | None = None,
 ) -> Trace:
     """Integrate ``net`` for ``steps`` steps of ``dt`` ms from rest.
@@ -430,37 +422,31 @@ def simulate(
         steps: number of steps (a Python int; the duration is ``steps * dt``).
         key: JAX PRNG key; required when any neuron is stochastic. Each layer's neurons get
             their own counter-based noise streams derived from it.
-        inject: optional currents added to one layer's drive (pre-activation) every step.
+        perturb: optional :class:`AbstractPerturbation` (e.g. :class:`Inject`, currents
+            added to a layer's drive); what it accumulates is ``Trace.perturbation``.
         record: what to keep; by default spike counts and mean outputs only, so memory does
             not grow with ``steps``.
         check: raise at run time (also under ``jit``, via ``equinox.error_if``) if any
             neuron's state blows up (non-finite or far outside its physical range). Pass
             False inside computations sharded over several devices, where a raising
             callback aborts the process, and test ``Trace.valid`` on the host instead.
+        streams: optional key words ``(2, n_out)`` of each layer's neuron-noise streams
+            (:func:`weakgrad.sim.random.stream_keys`; None entries: derived from ``key``),
+            so that a part of a network can be run with the noise it sees in the whole.
 
     Returns:
         A :class:`Trace`.
     """
-    _validate(net, inputs, dt, steps, inject)
-    noise = (noise,) if isinstance(noise, NodeNoise) else tuple(noise)
-    _validate_noise(net, noise)
-    probes = (probes,) if isinstance(probes, StepProbe) else tuple(probes)
-    for pr in probes:
-        if not isinstance(pr, StepProbe) or not -len(net.layers) <= pr.layer < len(net.layers):
-            raise ValueError(f"probes must be StepProbe objects on existing layers, got {pr!r}.")
-        n = net.layers[pr.layer].n_out
-        if np.ndim(pr.words) != 3 or np.shape(pr.words)[1:] != (2, n):
-            raise ValueError(
-                f"StepProbe.words must have shape (K, 2, {n}), got {np.shape(pr.words)}."
+    _validate(net, inputs, dt, steps)
+    if perturb is not None:
+        if not isinstance(perturb, AbstractPerturbation):
+            raise TypeError(
+                f"perturb must be an AbstractPerturbation (e.g. Inject), got "
+                f"{type(perturb).__name__}."
             )
-        if np.shape(pr.readout) != (net.layers[-1].n_out,):
-            raise ValueError(
-                f"StepProbe.readout must have shape ({net.layers[-1].n_out},), "
-                f"got {np.shape(pr.readout)}."
-            )
+        perturb.check(net, steps)
     layers = net.layers
     n_layers = len(layers)
-    inj_layer = None if inject is None else inject.layer % n_layers
     dtype = jnp.result_type(inputs, layers[0].weight)
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)
@@ -487,122 +473,47 @@ def simulate(
         else:
             words.append(None)
 
-    neuron_states = tuple(la.neuron.init_state((la.n_out,), dtype) for la in layers)
-    syn_states = tuple(la.synapse.init_state((la.n_out,), dtype) for la in layers)
-    prev_out = tuple(
-        jnp.zeros((la.n_out,), dtype) if la.recurrent is not None else None for la in layers
-    )
-    noise_at = {nn.layer % n_layers: j for j, nn in enumerate(noise)}
-
-    def layer_of(k: int) -> int:  # layer of eligibility entry k (noise first, then probes)
-        src = noise[k] if k < len(noise) else probes[k - len(noise)]
-        return src.layer % n_layers
-
-    elig0 = []
-    for nn in noise:
-        la = layers[nn.layer % n_layers]
-        e = {"weight": jnp.zeros((la.n_in, la.n_out), dtype), "bias": jnp.zeros((la.n_out,), dtype)}
-        if la.recurrent is not None:
-            e["recurrent"] = jnp.zeros((la.n_out, la.n_out), dtype)
-        elig0.append(e if nn.correlate else None)
-    for pr in probes:
-        la = layers[pr.layer % n_layers]
-        e = {"weight": jnp.zeros((la.n_in, la.n_out), dtype), "bias": jnp.zeros((la.n_out,), dtype)}
-        if la.recurrent is not None:
-            e["recurrent"] = jnp.zeros((la.n_out, la.n_out), dtype)
-        elig0.append(e)
-    n_noise_elig = len(noise)
-    counts = tuple(jnp.zeros((la.n_out,), jnp.int32) for la in layers) if record.counts else None
-    # Running sums of the outputs ("out") and membrane potentials ("v") for the averages.
-    sums = {
-        name: tuple(jnp.zeros((la.n_out,), dtype) for la in layers)
-        for name, on in (("out", record.mean_output), ("v", record.mean_voltage))
-        if on
-    }
-
     per_step_input = inputs.ndim == 2
-    per_step_inject = inject is not None and jnp.ndim(inject.current) == 2
     xs = {"t": jnp.arange(steps, dtype=jnp.uint32)}
     if per_step_input:
         xs["x"] = inputs
-    if per_step_inject:
-        xs["inject"] = jnp.asarray(inject.current, dtype)
-
+    # A constant input's drive is computed once, outside the loop (for MNIST it is a
+    # 784 x 100 product, far more work than the neurons' step).
     drive0 = None if per_step_input else inputs @ layers[0].weight + layers[0].bias
-    # Noise held for the whole run is one draw: make it once, not at every step (drawing
-    # costs about as much as a neuron's step).
-    eta0 = {j: nn.eta(jnp.uint32(0), dtype) for j, nn in enumerate(noise) if nn.hold >= steps}
 
-    def body(carry, x_t):
-        n_states, s_states, prev, cnt, sm, bad, elig = carry
-        elig = list(elig)
+    def body(carry: _Carry, x_t):
         t = x_t["t"]
         x = x_t["x"] if per_step_input else inputs
+        p_state = carry.perturb
         new_n, new_s, new_prev, outs = [], [], [], []
         layer_in, drives, step_keys = [], [], []
         for i, layer in enumerate(layers):
             layer_in.append(x)
-            # A constant input's drive is computed once, outside the loop (for MNIST it is
-            # a 784 x 100 product, far more work than the neurons' step).
             drive = drive0 if (i == 0 and drive0 is not None) else x @ layer.weight + layer.bias
             if layer.recurrent is not None:
-                drive = drive + prev[i] @ layer.recurrent
-            if i == inj_layer:
-                drive = drive + (x_t["inject"] if per_step_inject else inject.current)
-            if i in noise_at:
-                j = noise_at[i]
-                nn = noise[j]
-                eta = eta0[j] if j in eta0 else nn.eta(t, dtype)
-                if nn.inject:
-                    drive = drive + eta
-                if nn.correlate:
-                    e = dict(elig[j])
-                    if not (i == 0 and drive0 is not None):  # constant input: outer at the end
-                        e["weight"] = e["weight"] + jnp.outer(x, eta)
-                    e["bias"] = e["bias"] + eta
-                    if layer.recurrent is not None:
-                        e["recurrent"] = e["recurrent"] + jnp.outer(prev[i], eta)
-                    elig[j] = e
+                drive = drive + carry.prev[i] @ layer.recurrent
+            if perturb is not None:
+                drive, p_state = perturb.drive(
+                    i, t, x, carry.prev[i], drive, p_state,
+                    constant_input=i == 0 and drive0 is not None,
+                )  # fmt: skip
             drives.append(drive)
-            s_state, current = layer.synapse.step(s_states[i], drive, dt)
+            s_state, current = layer.synapse.step(carry.synapse[i], drive, dt)
             k = None if words[i] is None else StepKey(words[i], t)
             step_keys.append(k)
-            n_state, out = layer.neuron.step(n_states[i], current, dt, key=k)
+            n_state, out = layer.neuron.step(carry.neuron[i], current, dt, key=k)
             new_n.append(n_state)
             new_s.append(s_state)
             new_prev.append(out.value if layer.recurrent is not None else None)
             outs.append(out)
             x = out.value
-        for j, pr in enumerate(probes):
-            first = pr.layer % n_layers
-            xi = normal(StepKey(jnp.moveaxis(pr.words, 1, 0), t, stream=_PROBE_STREAM), dtype)
-
-            def probe_output(eta, first=first):
-                # Layers first..last again from their pre-step states, same neuron noise.
-                x_p = None
-                for i in range(first, n_layers):
-                    la = layers[i]
-                    if i == first:
-                        drive = drives[i] + eta
-                    else:
-                        drive = x_p @ la.weight + la.bias
-                        if la.recurrent is not None:
-                            drive = drive + prev[i] @ la.recurrent
-                    _, current = la.synapse.step(s_states[i], drive, dt)
-                    _, out = la.neuron.step(n_states[i], current, dt, key=step_keys[i])
-                    x_p = out.value
-                return x_p
-
-            y_k = jax.vmap(probe_output)(pr.std * xi)  # (K, n_last)
-            delta = (y_k - outs[-1].value) @ pr.readout.astype(dtype)  # (K,)
-            g = (delta @ xi) / (xi.shape[0] * pr.std)
-            e = dict(elig[n_noise_elig + j])
-            if not (first == 0 and drive0 is not None):  # constant input: outer at the end
-                e["weight"] = e["weight"] + jnp.outer(layer_in[first], g)
-            e["bias"] = e["bias"] + g
-            if layers[first].recurrent is not None:
-                e["recurrent"] = e["recurrent"] + jnp.outer(prev[first], g)
-            elig[n_noise_elig + j] = e
+        if perturb is not None:
+            ctx = StepContext(
+                t, tuple(layer_in), tuple(drives), carry.neuron, carry.synapse, carry.prev,
+                tuple(step_keys), tuple(o.value for o in outs), drive0 is not None,
+            )  # fmt: skip
+            p_state = perturb.after_step(net, dt, ctx, p_state)
+        cnt, sm = carry.counts, carry.sums
         if cnt is not None:
             cnt = tuple(c + o.spike.astype(jnp.int32) for c, o in zip(cnt, outs, strict=True))
         if "out" in sm:
@@ -612,7 +523,7 @@ def simulate(
             sm = {**sm, "v": tuple(s + v for s, v in zip(sm["v"], v_now, strict=True))}
         ys = {}
         if record.spikes:
-            ys["spikes"] = tuple(o.spike > 0 for o in outs)
+            ys["spikes"] = tuple(o.spike for o in outs)
         if record.outputs:
             ys["outputs"] = tuple(o.value for o in outs)
         if record.voltages:
@@ -620,22 +531,33 @@ def simulate(
             ys["voltages"] = tuple(la.neuron.voltage(st) for la, st in pairs)
         # Elementwise running flag (no per-step reduction): did any state ever blow up?
         bad = tuple(
-            b | ~la.neuron.is_valid(st) for b, la, st in zip(bad, layers, new_n, strict=True)
+            b | ~la.neuron.is_valid(st) for b, la, st in zip(carry.bad, layers, new_n, strict=True)
         )
-        return (tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm, bad, tuple(elig)), ys
+        new = _Carry(tuple(new_n), tuple(new_s), tuple(new_prev), cnt, sm, bad, p_state)
+        return new, ys
 
-    bad0 = tuple(jnp.zeros((la.n_out,), bool) for la in layers)
-    carry0 = (neuron_states, syn_states, prev_out, counts, sums, bad0, tuple(elig0))
-    (final_n, _, _, counts, sums, bad, elig), ys = jax.lax.scan(body, carry0, xs)
-    if drive0 is not None:
-        # With a constant input x, sum_t x^T eta(t) = x^T sum_t eta(t): one outer product
-        # instead of one per step (for MNIST, 784 x 100 per step otherwise).
-        elig = tuple(
-            e if e is None or layer_of(k) != 0 else {**e, "weight": jnp.outer(inputs, e["bias"])}
-            for k, e in enumerate(elig)
-        )
+    carry0 = _Carry(
+        neuron=tuple(la.neuron.init_state((la.n_out,), dtype) for la in layers),
+        synapse=tuple(la.synapse.init_state((la.n_out,), dtype) for la in layers),
+        prev=tuple(
+            jnp.zeros((la.n_out,), dtype) if la.recurrent is not None else None for la in layers
+        ),
+        counts=(
+            tuple(jnp.zeros((la.n_out,), jnp.int32) for la in layers) if record.counts else None
+        ),
+        sums={
+            name: tuple(jnp.zeros((la.n_out,), dtype) for la in layers)
+            for name, on in (("out", record.mean_output), ("v", record.mean_voltage))
+            if on
+        },
+        bad=tuple(jnp.zeros((la.n_out,), bool) for la in layers),
+        perturb=None if perturb is None else perturb.init(net, steps, dtype),
+    )
+    final, ys = jax.lax.scan(body, carry0, xs)
+    final_n, counts, sums = final.neuron, final.counts, final.sums
+    result = None if perturb is None else perturb.finish(inputs, final.perturb)
 
-    ok = ~jnp.any(jnp.stack([jnp.any(b) for b in bad]))
+    ok = ~jnp.any(jnp.stack([jnp.any(b) for b in final.bad]))
     if check:
         # Guard every output, so the check survives when only some of them are used.
         final_n, counts, sums, ys = eqx.error_if(
@@ -652,7 +574,6 @@ def simulate(
         final_state=final_n,
         dt=dt,
         valid=ok,
-        eligibility=tuple(e for e in elig[:n_noise_elig] if e is not None) or None,
-        probe_eligibility=tuple(elig[n_noise_elig:]) or None,
         mean_voltage=mean_voltage,
+        perturbation=result,
     )

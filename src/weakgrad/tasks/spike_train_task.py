@@ -26,10 +26,8 @@ def _loss(objective: Any, params: Any, key: Array) -> Array:
 
 @eqx.filter_jit
 def _output_spikes(objective: Any, params: Any, key: Array) -> Array:
-    # TODO readout: objective.readout(params, key) -> (spikes (1, steps, n_out), valid) once
-    # SpikeTrainObjective is a NetworkObjective with a spike-train readout.
-    spikes, _ = objective.output(params, key)
-    return spikes
+    spikes, _ = objective.readout(params, key)  # (1, steps, n_out): one example
+    return spikes[0]
 
 
 @final
@@ -47,9 +45,9 @@ class SpikeTrainTask(AbstractTask):
         from weakgrad.sim.neurons import HodgkinHuxley
         from weakgrad.tasks.spike_trains import (
             CrossCorrelation,
-            SpikeTrainObjective,
             VanRossum,
             read_nwb_units,
+            spike_train_objective,
             synthetic_spike_trains,
         )
 
@@ -69,7 +67,7 @@ class SpikeTrainTask(AbstractTask):
             (n, t.hidden, t.hidden, n), HodgkinHuxley(), key=k_net, scale=20.0, bias=5.0
         )
         loss = VanRossum(t.tau_ms) if t.loss == "van-rossum" else CrossCorrelation(t.tau_ms)
-        objective = SpikeTrainObjective(net, t.input_gain * target, target, loss, dt=t.dt_ms)
+        objective = spike_train_objective(net, t.input_gain * target, target, loss, dt=t.dt_ms)
         return cls(objective, target, t.dt_ms)
 
     def initial_params(self) -> Any:

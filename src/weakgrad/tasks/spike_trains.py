@@ -8,16 +8,17 @@ into a network of HH neurons and train it to reproduce them.
   binned on the simulation grid, so Neural Latents Benchmark data can be dropped in.
 - Losses on spike trains (``(steps, n)`` arrays of 0/1 per step of ``dt`` ms):
   :class:`VanRossum` (van Rossum, Neural Comput. 2001) and :class:`CrossCorrelation`.
-- :class:`SpikeTrainObjective`: a network, input trains and target trains bound into an
-  objective that any weight-space estimator can train (the study: regression sampling,
-  S = 900, alternating layers, dt = 0.1 ms, a 10 x 30 x 30 x 10 network).
+- :func:`spike_train_objective`: a network, input trains and target trains bound into a
+  :class:`~weakgrad.objectives.network.NetworkObjective` (readout: the last layer's spike
+  trains) that every estimator trains, weight-space and node perturbation and surrogate
+  gradients alike (the study: regression sampling, S = 900, alternating layers, dt = 0.1
+  ms, a 10 x 30 x 30 x 10 network).
 """
 
 from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -25,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.objectives.base import AbstractObjective, _shard_population
-from weakgrad.objectives.network import network_params, network_with_params
-from weakgrad.sim.network import Network, Record, simulate
+from weakgrad.objectives.losses import AbstractLoss
+from weakgrad.objectives.network import NetworkObjective, SpikeTrains
+from weakgrad.sim.network import Network
 
 __all__ = [
     "synthetic_spike_trains",
@@ -35,7 +36,7 @@ __all__ = [
     "exponential_filter",
     "VanRossum",
     "CrossCorrelation",
-    "SpikeTrainObjective",
+    "spike_train_objective",
 ]
 
 
@@ -121,10 +122,24 @@ def exponential_filter(trains: Array, dt_ms: float, tau_ms: float) -> Array:
     return out
 
 
-class AbstractSpikeLoss(eqx.Module):
+class AbstractSpikeLoss(AbstractLoss):
+    """A loss between ``(steps, n)`` output and target spike trains sampled every ``dt_ms``
+    (:func:`spike_train_objective` sets ``dt_ms`` to the simulation's step)."""
+
+    tau_ms: eqx.AbstractVar[float]
+    dt_ms: eqx.AbstractVar[float | None]
+
+    def __call__(self, output: Array, target: Array) -> Array:
+        if self.dt_ms is None:
+            raise ValueError(
+                f"{type(self).__name__}.dt_ms is None: give the trains' time step (ms), or build "
+                "the objective with spike_train_objective(..., dt=...), which sets it."
+            )
+        return self.distance(output, target, self.dt_ms)
+
     @abc.abstractmethod
-    def __call__(self, output: Array, target: Array, dt_ms: float) -> Array:
-        """Loss between ``(steps, n)`` output and target spike trains."""
+    def distance(self, output: Array, target: Array, dt_ms: float) -> Array:
+        """The loss of ``(steps, n)`` trains sampled every ``dt_ms`` ms."""
 
 
 class VanRossum(AbstractSpikeLoss):
@@ -133,8 +148,9 @@ class VanRossum(AbstractSpikeLoss):
     apart; 0 for identical trains). ``tau_ms``: the filter's time constant."""
 
     tau_ms: float = 10.0
+    dt_ms: float | None = None
 
-    def __call__(self, output: Array, target: Array, dt_ms: float) -> Array:
+    def distance(self, output: Array, target: Array, dt_ms: float) -> Array:
         diff = exponential_filter(output - target, dt_ms, self.tau_ms)
         return jnp.mean(jnp.sqrt(jnp.sum(diff * diff, axis=0) * dt_ms / self.tau_ms + 1e-12))
 
@@ -144,8 +160,9 @@ class CrossCorrelation(AbstractSpikeLoss):
     cells (0 for identical trains, 1 for uncorrelated ones; a silent cell counts as 1)."""
 
     tau_ms: float = 10.0
+    dt_ms: float | None = None
 
-    def __call__(self, output: Array, target: Array, dt_ms: float) -> Array:
+    def distance(self, output: Array, target: Array, dt_ms: float) -> Array:
         fo = exponential_filter(output, dt_ms, self.tau_ms)
         ft = exponential_filter(target, dt_ms, self.tau_ms)
         fo, ft = fo - fo.mean(0), ft - ft.mean(0)
@@ -154,49 +171,37 @@ class CrossCorrelation(AbstractSpikeLoss):
         return jnp.mean(1.0 - jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0))
 
 
-class SpikeTrainObjective(AbstractObjective):
+def spike_train_objective(
+    net: Network,
+    inputs: Array,
+    target: Array,
+    loss: AbstractSpikeLoss | None = None,
+    *,
+    dt: float = 0.1,
+) -> NetworkObjective:
     """Reproduce ``target`` trains from ``inputs``: the network's last-layer spikes against
-    the target under a spike-train loss. Parameters as for
-    :class:`~weakgrad.objectives.network.NetworkObjective` (one dict per layer).
+    the target under a spike-train loss, as a one-example
+    :class:`~weakgrad.objectives.network.NetworkObjective` (parameters: one dict per layer).
 
-    Attributes:
+    Args:
         net: the network (e.g. ``Network.feedforward((10, 30, 30, 10), HodgkinHuxley(), ...)``).
         inputs: ``(steps, n_in)`` input per step (spike trains times a current gain).
         target: ``(steps, n_out)`` target spike trains.
-        loss: a spike-train loss.
+        loss: a spike-train loss (default ``VanRossum()``); its ``dt_ms`` is set to ``dt``.
         dt: time step (ms).
     """
-
-    net: Network
-    inputs: Array
-    target: Array
-    loss: AbstractSpikeLoss = VanRossum()
-    dt: float = 0.1
-
-    def __check_init__(self):
-        if np.ndim(self.inputs) != 2 or np.shape(self.target)[0] != np.shape(self.inputs)[0]:
-            raise ValueError(
-                f"inputs (steps, n_in) and target (steps, n_out) must have the same number "
-                f"of steps, got {np.shape(self.inputs)} and {np.shape(self.target)}."
-            )
-
-    def params(self) -> Any:
-        return network_params(self.net)
-
-    def network(self, params: Any) -> Network:
-        return network_with_params(self.net, params)
-
-    def output(self, params: Any, key: Array) -> tuple[Array, Array]:
-        trace = simulate(
-            self.network(params), self.inputs, dt=self.dt, steps=np.shape(self.inputs)[0],
-            key=key, record=Record(counts=False, mean_output=False, spikes=True), check=False,
-        )  # fmt: skip
-        return trace.spikes[-1].astype(self.inputs.dtype), trace.valid
-
-    def __call__(self, params: Any, key: Array) -> Array:
-        spikes, valid = self.output(params, key)
-        return jnp.where(valid, self.loss(spikes, self.target, self.dt), jnp.nan)
-
-    def population(self, params: Any, keys: Array) -> Array:
-        (params, keys), n = _shard_population((params, keys))
-        return jax.vmap(self.__call__)(params, keys)[:n]
+    if np.ndim(inputs) != 2 or np.ndim(target) != 2 or np.shape(target)[0] != np.shape(inputs)[0]:
+        raise ValueError(
+            f"inputs (steps, n_in) and target (steps, n_out) must have the same number "
+            f"of steps, got {np.shape(inputs)} and {np.shape(target)}."
+        )
+    loss = VanRossum() if loss is None else loss
+    if not isinstance(loss, AbstractSpikeLoss):
+        raise TypeError(f"loss must be a spike-train loss (VanRossum, ...), got {loss!r}.")
+    if loss.dt_ms is not None and loss.dt_ms != dt:
+        raise ValueError(f"loss.dt_ms = {loss.dt_ms} differs from dt = {dt}; make them agree.")
+    loss = eqx.tree_at(lambda lo: lo.dt_ms, loss, dt, is_leaf=lambda v: v is None)
+    return NetworkObjective(
+        net, jnp.asarray(inputs)[None], jnp.asarray(target)[None], loss, dt=dt,
+        steps=int(np.shape(inputs)[0]), read=SpikeTrains(),
+    )  # fmt: skip

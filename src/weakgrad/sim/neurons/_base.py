@@ -58,6 +58,16 @@ class AbstractNeuron(eqx.Module):
         """Largest time step (ms) the integration scheme handles, or None if unlimited."""
         return None
 
+    def with_surrogate(self, surrogate: Any) -> AbstractNeuron:
+        """This neuron with ``surrogate`` as the derivative of its spikes on the backward
+        pass (surrogate-gradient BPTT); neurons without a spike threshold return themselves."""
+        return self
+
     def is_valid(self, state: Any) -> Array:
         """Elementwise: False where the state shows a blown-up integration."""
         return jnp.isfinite(self.voltage(state))
+
+
+def replace_surrogate(neuron: Any, surrogate: Any) -> Any:
+    """``neuron`` with its ``surrogate`` field set (for models that declare one)."""
+    return eqx.tree_at(lambda n: n.surrogate, neuron, surrogate, is_leaf=lambda v: v is None)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput, replace_surrogate
 from weakgrad.sim.random import StepKey, normal
 from weakgrad.sim.surrogates import AbstractSurrogate, spike_with_surrogate
 
@@ -90,6 +90,9 @@ class HodgkinHuxley(AbstractNeuron):
     e_l: float = -54.4
     v_init: float = -65.0
     surrogate: AbstractSurrogate | None = None
+
+    def with_surrogate(self, surrogate: AbstractSurrogate | None) -> AbstractNeuron:
+        return replace_surrogate(self, surrogate)
 
     def __check_init__(self):
         if not self.noise_std >= 0:

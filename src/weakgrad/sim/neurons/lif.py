@@ -15,11 +15,28 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput, replace_surrogate
 from weakgrad.sim.random import StepKey
 from weakgrad.sim.surrogates import AbstractSurrogate, spike_with_surrogate
 
-__all__ = ["LIF", "lif_rate"]
+__all__ = ["LIF", "lif_integrate", "lif_rate"]
+
+
+def lif_integrate(
+    v: Array, current: Array, dt: float | Array, *, tau_m: float, r_m: float, v_rest: float
+) -> Array:
+    """Membrane potential (mV) after ``dt`` ms of ``tau_m dV/dt = -(V - v_rest) + r_m I``
+    without threshold: exact for a current constant over the step. Shared by the LIF models."""
+    v_inf = v_rest + r_m * current
+    return v_inf + (v - v_inf) * jnp.exp(-dt / tau_m)
+
+
+def lif_reset(v: Array, spike: Array, *, threshold: float, v_reset: float, subtractive: bool):
+    """Hard reset to ``v_reset`` where ``spike``, or (``subtractive``) ``threshold - v_reset``
+    subtracted from V, keeping the overshoot. Shared by the LIF models."""
+    if subtractive:
+        return v - spike * (threshold - v_reset)
+    return jnp.where(spike > 0, jnp.asarray(v_reset, v.dtype), v)
 
 
 class LIF(AbstractNeuron):
@@ -43,31 +60,22 @@ class LIF(AbstractNeuron):
     subtractive: bool = eqx.field(static=True, default=False)
     surrogate: AbstractSurrogate | None = None
 
+    def with_surrogate(self, surrogate: AbstractSurrogate | None) -> AbstractNeuron:
+        return replace_surrogate(self, surrogate)
+
     def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
         return jnp.full(shape, self.v_rest, dtype)
-
-    def integrate(self, v: Array, current: Array, dt: float | Array) -> Array:
-        """Membrane potential after ``dt`` without threshold (exact for constant current)."""
-        v_inf = self.v_rest + self.r_m * current
-        return v_inf + (v - v_inf) * jnp.exp(-dt / self.tau_m)
-
-    @property
-    def reset_threshold(self) -> float:
-        """The potential (mV) a subtractive reset measures its jump from."""
-        return self.v_threshold
-
-    def reset(self, v: Array, spike: Array) -> Array:
-        if self.subtractive:
-            return v - spike * (self.reset_threshold - self.v_reset)
-        return jnp.where(spike > 0, jnp.asarray(self.v_reset, v.dtype), v)
 
     def step(
         self, state: Array, current: Array, dt: float | Array, *, key: StepKey | None = None
     ) -> tuple[Array, NeuronOutput]:
-        v = self.integrate(state, current, dt)
+        v = lif_integrate(state, current, dt, tau_m=self.tau_m, r_m=self.r_m, v_rest=self.v_rest)
         exact = (v >= self.v_threshold).astype(v.dtype)
         spike = spike_with_surrogate(v - self.v_threshold, exact, self.surrogate)
-        return self.reset(v, spike), NeuronOutput(spike, spike)
+        v = lif_reset(
+            v, spike, threshold=self.v_threshold, v_reset=self.v_reset, subtractive=self.subtractive
+        )
+        return v, NeuronOutput(spike, spike)
 
     def voltage(self, state: Array) -> Array:
         return state

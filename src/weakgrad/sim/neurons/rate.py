@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput
+from weakgrad.sim.neurons._base import AbstractNeuron, NeuronOutput, replace_surrogate
 from weakgrad.sim.random import StepKey
 from weakgrad.sim.surrogates import AbstractSurrogate, spike_with_surrogate
 
@@ -43,6 +43,9 @@ class Perceptron(_RateUnit):
 
     threshold: float = 0.0
     surrogate: AbstractSurrogate | None = None
+
+    def with_surrogate(self, surrogate: AbstractSurrogate | None) -> AbstractNeuron:
+        return replace_surrogate(self, surrogate)
 
     def activation(self, x: Array) -> Array:
         exact = (x > self.threshold).astype(x.dtype)
