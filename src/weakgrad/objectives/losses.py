@@ -13,7 +13,15 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["AbstractLoss", "MSE", "OneHotMSE", "SoftmaxCrossEntropy", "MeanActivity", "accuracy"]
+__all__ = [
+    "AbstractLoss",
+    "MSE",
+    "OneHotMSE",
+    "SoftmaxCrossEntropy",
+    "MeanActivity",
+    "accuracy",
+    "all_losses",
+]
 
 
 class AbstractLoss(eqx.Module):
@@ -63,3 +71,17 @@ class MeanActivity(AbstractLoss):
 def accuracy(readout: Array, labels: Array) -> Array:
     """Fraction of examples whose largest readout is at the label (``readout``: ``(B, n)``)."""
     return jnp.mean(jnp.argmax(readout, axis=-1) == labels)
+
+
+def all_losses() -> list[tuple[AbstractLoss, str]]:
+    """One instance of every classification/readout loss with the kind of target it takes
+    (``"label"``: an int class; ``"vector"``: an array of the readout's shape; ``"none"``).
+    Spike-train losses are listed in :func:`weakgrad.tasks.spike_trains.all_spike_losses`."""
+    return [
+        (MSE(), "vector"),
+        (OneHotMSE(), "label"),
+        (OneHotMSE(high=0.8, low=0.1), "label"),
+        (SoftmaxCrossEntropy(), "label"),
+        (SoftmaxCrossEntropy(scale=3.0), "label"),
+        (MeanActivity(), "none"),
+    ]

@@ -30,6 +30,7 @@ __all__ = [
     "SigmoidSurrogate",
     "EscapeNoiseMatched",
     "spike_with_surrogate",
+    "all_surrogates",
 ]
 
 
@@ -48,17 +49,21 @@ class SuperSpike(AbstractSurrogate):
         return 1.0 / (1.0 + self.beta * jnp.abs(x)) ** 2
 
 
+def _sigmoid_derivative(x: Array, beta: float) -> Array:
+    s = jax.nn.sigmoid(beta * x)
+    return beta * s * (1.0 - s)
+
+
 class SigmoidSurrogate(AbstractSurrogate):
     """Derivative of a sigmoid of slope ``beta``: ``beta s (1 - s)``, ``s = sigmoid(beta x)``."""
 
     beta: float = eqx.field(static=True, default=1.0)
 
     def derivative(self, x: Array) -> Array:
-        s = jax.nn.sigmoid(self.beta * x)
-        return self.beta * s * (1.0 - s)
+        return _sigmoid_derivative(x, self.beta)
 
 
-class EscapeNoiseMatched(SigmoidSurrogate):
+class EscapeNoiseMatched(AbstractSurrogate):
     """The escape-noise derivative; ``beta=None`` takes the neuron's escape-noise slope
     (an ``EscapeNoiseLIF``); other neurons need an explicit ``beta``."""
 
@@ -70,7 +75,12 @@ class EscapeNoiseMatched(SigmoidSurrogate):
                 "EscapeNoiseMatched(beta=None) takes beta from an EscapeNoiseLIF; for a "
                 "deterministic neuron pass the slope explicitly, e.g. EscapeNoiseMatched(beta=1.0)."
             )
-        return super().derivative(x)
+        return _sigmoid_derivative(x, self.beta)
+
+
+def all_surrogates() -> list[AbstractSurrogate]:
+    """One instance of every surrogate (drives the contract tests)."""
+    return [SuperSpike(), SuperSpike(beta=2.0), SigmoidSurrogate(), EscapeNoiseMatched(beta=0.5)]
 
 
 def spike_with_surrogate(x: Array, value: Array, surrogate: AbstractSurrogate | None) -> Array:

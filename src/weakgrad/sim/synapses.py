@@ -13,7 +13,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["AbstractSynapse", "Instantaneous", "Exponential"]
+__all__ = ["AbstractSynapse", "Instantaneous", "Exponential", "all_synapses"]
 
 
 class AbstractSynapse(eqx.Module):
@@ -55,3 +55,8 @@ class Exponential(AbstractSynapse):
     def step(self, state: Array, drive: Array, dt: float | Array) -> tuple[Array, Array]:
         current = drive + (state - drive) * jnp.exp(-dt / self.tau)
         return current, current
+
+
+def all_synapses() -> list[AbstractSynapse]:
+    """One instance of every synapse model (drives the contract tests)."""
+    return [Instantaneous(), Exponential(), Exponential(tau=0.5)]

@@ -37,6 +37,7 @@ __all__ = [
     "VanRossum",
     "CrossCorrelation",
     "spike_train_objective",
+    "all_spike_losses",
 ]
 
 
@@ -169,6 +170,11 @@ class CrossCorrelation(AbstractSpikeLoss):
         num = jnp.sum(fo * ft, axis=0)
         den = jnp.sqrt(jnp.sum(fo * fo, axis=0) * jnp.sum(ft * ft, axis=0))
         return jnp.mean(1.0 - jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0))
+
+
+def all_spike_losses(dt_ms: float = 0.1) -> list[AbstractSpikeLoss]:
+    """One instance of every spike-train loss (drives the contract tests)."""
+    return [VanRossum(10.0, dt_ms), VanRossum(2.0, dt_ms), CrossCorrelation(10.0, dt_ms)]
 
 
 def spike_train_objective(
