@@ -80,9 +80,11 @@ def test_loss_is_a_scalar_whose_gradient_matches_finite_differences(loss, kind):
             e = jnp.zeros(5, jnp.float64).at[i].set(h)
             fd[i] = (float(loss(readout + e, target)) - float(loss(readout - e, target))) / (2 * h)
         np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
-        assert float(
-            loss(readout.astype(jnp.float32), target).astype(jnp.float32)
-        ) == pytest.approx(float(value), rel=1e-5)
+        # float32 in, float32 out (no silent promotion under strict dtype rules)
+        t32 = target.astype(jnp.float32) if kind == "vector" else target
+        value32 = loss(readout.astype(jnp.float32), t32)
+        assert value32.dtype == jnp.float32
+        assert float(value32) == pytest.approx(float(value), rel=1e-5)
 
 
 @pytest.mark.parametrize("loss", all_spike_losses(0.5), ids=_name)

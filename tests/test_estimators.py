@@ -87,7 +87,8 @@ def test_descends_on_a_quadratic_under_jit(est):
     @eqx.filter_jit
     def step(params, state, opt_state, key):
         g, state, info = est.estimate(obj, params, state, key=key)
-        updates, opt_state = opt.update(g, opt_state)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes floats and int32 counts
+            updates, opt_state = opt.update(g, opt_state)
         return optax.apply_updates(params, updates), state, opt_state, info
 
     start = float(quadratic(P0, None))

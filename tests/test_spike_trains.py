@@ -99,7 +99,8 @@ def test_regression_reduces_the_replication_loss():
     @jax.jit
     def step(p, state, opt_state, k):
         g, state, info = est.estimate(obj, p, state, key=k)
-        upd, opt_state = opt.update(g, opt_state)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes floats and int32 counts
+            upd, opt_state = opt.update(g, opt_state)
         return optax.apply_updates(p, upd), state, opt_state, info.loss
 
     start = float(obj(p, jax.random.key(0)))

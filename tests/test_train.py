@@ -44,10 +44,10 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
     import jax.numpy as jnp
     import optax
 
-    from weakgrad.training.optim import scale_by_layer
+    from weakgrad.training.optim import scale_by_layer, standard_promotion
 
     params = ({"w": jnp.ones(2)}, {"w": jnp.ones(3)})
-    opt = optax.chain(optax.sgd(0.1), scale_by_layer((1.0, 30.0)))
+    opt = standard_promotion(optax.chain(optax.sgd(0.1), scale_by_layer((1.0, 30.0))))
     updates, _ = opt.update(params, opt.init(params), params)
     np.testing.assert_allclose(np.asarray(updates[0]["w"]), -0.1)
     np.testing.assert_allclose(np.asarray(updates[1]["w"]), -3.0, rtol=1e-6)

@@ -57,7 +57,10 @@ def _float_dtype(dtype: Any, *values: Any) -> Any:
     float64 arrays: float64 is on request)."""
     if dtype is not None:
         return dtype
-    return jnp.result_type(*values, jnp.float32)
+    # Python numbers (weak types) take the arrays' type; an explicit rule rather than
+    # jnp.result_type, which strict dtype promotion forbids for float32 with float64.
+    wide = any(getattr(v, "dtype", None) == jnp.float64 for v in values)
+    return jnp.float64 if wide else jnp.float32
 
 
 def _concrete(x: Any) -> Any:

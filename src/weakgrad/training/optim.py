@@ -40,6 +40,26 @@ def scale_by_layer(scales: tuple[float, ...]) -> optax.GradientTransformation:
 def make_optimizer(cfg: OptimizerConfig, steps: int | None = None) -> optax.GradientTransformation:
     """The optimiser a config names, with per-layer update multipliers if it gives them;
     ``steps`` is the run's length for a decaying schedule."""
+    return standard_promotion(_optimizer(cfg, steps))
+
+
+def standard_promotion(opt: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``opt`` with its ``init`` and ``update`` traced under JAX's standard dtype promotion:
+    optax's bias corrections and schedules mix Python floats with int32 step counts, which
+    strict promotion (as weakgrad's tests use) rejects. The numbers are unchanged."""
+
+    def init(params):
+        with jax.numpy_dtype_promotion("standard"):
+            return opt.init(params)
+
+    def update(updates, state, params=None):
+        with jax.numpy_dtype_promotion("standard"):
+            return opt.update(updates, state, params)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _optimizer(cfg: OptimizerConfig, steps: int | None) -> optax.GradientTransformation:
     lr: Any = cfg.learning_rate
     if cfg.schedule == "cosine":
         if steps is None:
