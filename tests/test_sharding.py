@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent(
                                  key=jax.random.key(0), scale=12.0, bias=6.0,
                                  dtype=jnp.float64)
     x = jnp.abs(jax.random.normal(jax.random.key(1), (3, 6), jnp.float64))
-    obj = NetworkObjective(net, x, jnp.arange(3), OneHotMSE(high=0.3), dt=0.05, steps=200)
+    # 100 steps (5 ms): an equality check needs spikes and noise, not a long run.
+    obj = NetworkObjective(net, x, jnp.arange(3), OneHotMSE(high=0.3), dt=0.05, steps=100)
     p = obj.params()
     out = {"devices": jax.device_count()}
     pop = jax.tree.map(lambda a: jnp.stack([a] * 8), p)
@@ -48,20 +49,30 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _run(devices: int) -> dict:
+def _start(devices: int) -> subprocess.Popen:
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_ENABLE_X64"] = "1"  # float64: differences would be real, not rounding
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    res = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_sharded_estimates_equal_single_device():
-    one, four = _run(1), _run(4)
+    # Both processes at once: each compiles on its own, so they overlap on two cores.
+    procs = _start(1), _start(4)
+    one, four = _result(procs[0]), _result(procs[1])
     assert one["devices"] == 1 and four["devices"] == 4
     assert four["population_devices"] == 4  # the population really is split
     for name in ["smoothing", "regression", "fd", "node", "node-pairs"]:
