@@ -1,6 +1,10 @@
 """The one atomic writer: a result file is either the old one or the complete new one,
 never half. Every file weakgrad writes goes through :func:`atomic_path`.
 
+Output folders: :func:`folder_lock` gives one writer per folder; :func:`staged_outputs` moves
+a command's files into place as a set and writes ``manifest.json`` last;
+:func:`writable_folder` checks a folder before the work starts.
+
 The temporary file sits beside the target (same filesystem, so the rename is atomic) and has
 a unique name, so two writers of the same file never share a temporary: the last rename wins
 and the file is always one writer's complete output.
@@ -10,9 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +29,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MANIFEST",
     "atomic_path",
+    "check_manifest",
     "folder_lock",
+    "staged_outputs",
+    "writable_folder",
     "write_csv",
     "write_json",
     "write_npz",
@@ -126,7 +139,7 @@ def _owner_text(owner: dict) -> str:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, *, what: str) -> Iterator[Path]:
+def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") -> Iterator[Path]:
     """One writer per folder: hold ``folder/.weakgrad.lock`` for the block.
 
     The lock file is created atomically (``O_CREAT | O_EXCL``: of two processes starting in
@@ -143,17 +156,17 @@ def folder_lock(folder: str | os.PathLike, *, what: str) -> Iterator[Path]:
     - it is empty or unreadable JSON: another process may be writing it this instant, so it is
       treated as held, unless it is older than a minute (then stale).
 
-    ``folder`` is created if needed. The lock is removed when the block ends, also on an
-    exception (a ``kill -9`` leaves it behind: the next run finds it stale). Yields the lock
-    file's path. ``what`` says who holds it (e.g. ``"weakgrad landscape"``)."""
+    ``folder`` is created if needed and checked with :func:`writable_folder` (a file, a path
+    under a file or a read-only folder raise ``ConfigError`` naming ``option``).
+    The lock is removed when the block ends, also on an exception (a ``kill -9`` leaves it
+    behind: the next run finds it stale). Yields the lock file's path.
+    ``what`` says who holds it (e.g. ``"weakgrad landscape"``)."""
     import socket
-    import time
     import uuid
 
     from weakgrad.errors import ConfigError
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(folder, option=option)
     lock = folder / _LOCK_NAME
     host = socket.gethostname()
     me = {
@@ -224,3 +237,111 @@ def folder_lock(folder: str | os.PathLike, *, what: str) -> Iterator[Path]:
     finally:
         if _read_lock(lock) == me:
             lock.unlink(missing_ok=True)
+
+
+MANIFEST = "manifest.json"
+# OSErrors a user can act on (space, permissions, a read-only mount): one line, exit 2.
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def writable_folder(folder: str | os.PathLike, *, option: str = "--out") -> Path:
+    """Create ``folder`` (with its parents) if needed and check that a file can be created in
+    it, before any work starts. A path that is a file, lies under a file, or is read-only
+    raises :class:`~weakgrad.errors.ConfigError` naming ``option``. Returns the folder."""
+    from weakgrad.errors import ConfigError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".weakgrad-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise ConfigError(
+            f"{option} {folder} is a file, not a folder; choose a folder for the outputs."
+        ) from None
+    except NotADirectoryError:
+        raise ConfigError(
+            f"{option} {folder} lies under a file (a part of the path is a file, not a "
+            "folder); choose another folder."
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"{option} {folder} is not writable ({e.strerror or e}); choose a folder you can "
+            "write to."
+        ) from None
+    return folder
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: str | os.PathLike, *, command: str) -> Iterator[Path]:
+    """Write a set of outputs into ``folder`` all or nothing.
+
+    Yields a fresh staging folder ``folder/.staging-XXXX/``: write every output there (by
+    name, e.g. ``stage / "landscape.csv"``). When the block ends without an error, the old
+    ``manifest.json`` is removed, every staged file is moved onto its name in ``folder``
+    (``os.replace``, atomic per file) and a new ``manifest.json`` is written last, listing the
+    files with their sizes and SHA-256, ``command`` and the time. On an error the staging
+    folder is removed and ``folder`` is left as it was: the previous outputs and manifest
+    stay, consistent with each other. So a folder whose ``manifest.json`` matches its files
+    holds one complete run; no manifest means a run was interrupted while moving files in.
+    Files in ``folder`` that this run does not write are left alone (they are not in the new
+    manifest). A full disk or a permission error while writing becomes a
+    :class:`~weakgrad.errors.ConfigError` (one line, exit 2), the old outputs intact."""
+    from weakgrad.errors import ConfigError
+
+    folder = writable_folder(folder)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        try:
+            yield stage
+        except OSError as e:
+            if e.errno not in _USER_ERRNOS:
+                raise
+            raise ConfigError(
+                f"could not write the outputs into {folder} ({e.strerror or e}); the previous "
+                "outputs there are unchanged. Free some space or choose another --out."
+            ) from e
+        staged = sorted(p for p in stage.rglob("*") if p.is_file())
+        files = {
+            str(p.relative_to(stage)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            for p in staged
+        }
+        (folder / MANIFEST).unlink(missing_ok=True)
+        for p in staged:
+            target = folder / p.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, target)
+        write_json(
+            folder / MANIFEST,
+            {
+                "command": command,
+                "argv": list(sys.argv[1:]),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "files": files,
+            },
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def check_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of ``folder`` if every file it lists is there with its size and SHA-256;
+    raises ``ValueError`` naming the first mismatch otherwise (an interrupted run)."""
+    folder = Path(folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name, entry in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"{path} is listed in the manifest but missing.")
+        if path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
+            raise ValueError(f"{path} differs from the manifest.")
+    return manifest
