@@ -9,6 +9,7 @@ function taking one as an argument works.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -69,8 +70,8 @@ class AbstractEstimator(eqx.Module):
 
 def _check_positive(owner: str, **values: Any) -> None:
     for name, v in values.items():
-        if not (isinstance(v, int | float) and v > 0):
-            raise ValueError(f"{owner}.{name} must be a positive number, got {v!r}.")
+        if not (isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf):
+            raise ValueError(f"{owner}.{name} must be a positive finite number, got {v!r}.")
 
 
 def _check_samples(owner: str, samples: Any, minimum: int = 1) -> None:

@@ -122,6 +122,10 @@ class HostObjective(AbstractObjective):
 
     def _host(self, thetas: Array, keys: Array) -> Array:
         seeds = jax.vmap(lambda k: jax.random.bits(k, (), jnp.uint32))(keys)
+        if not isinstance(thetas, jax.core.Tracer) and not isinstance(seeds, jax.core.Tracer):
+            # Outside jit: call fn directly, so its errors (and ours, naming HostObjective.fn)
+            # reach the caller as they are, not wrapped in an XLA callback error.
+            return jnp.asarray(self._call_host(np.asarray(thetas), np.asarray(seeds)))
         shape = jax.ShapeDtypeStruct((thetas.shape[0],), thetas.dtype)
         return jax.pure_callback(self._call_host, shape, thetas, seeds, vmap_method="sequential")
 

@@ -63,6 +63,26 @@ def _float_dtype(dtype: Any, *values: Any) -> Any:
     return jnp.float64 if wide else jnp.float32
 
 
+def _broadcast(owner: str, name: str, value: Any, shape: tuple[int, ...], dtype: Any) -> Array:
+    """``value`` broadcast to ``shape``, or a ValueError naming the argument."""
+    try:
+        return jnp.broadcast_to(jnp.asarray(value, dtype), shape)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{owner}: {name} has shape {np.shape(value)}, which does not broadcast to {shape}; "
+            f"give one value or {shape[0]}."
+        ) from None
+
+
+def _check_key(key: Any) -> None:
+    typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    raw = isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32 and key.shape == (2,)
+    if not (typed or raw):
+        raise TypeError(
+            f"key must be a JAX PRNG key such as jax.random.key(0), got {key!r}"[:200] + "."
+        )
+
+
 def _concrete(x: Any) -> Any:
     """The Python value of ``x`` if it is known at trace time, else None."""
     try:
@@ -170,8 +190,8 @@ class Network(eqx.Module):
     ) -> Network:
         """``n`` unconnected neurons driven by one shared input with per-neuron weights."""
         dtype = _float_dtype(dtype, weight, bias)
-        w = jnp.broadcast_to(jnp.asarray(weight, dtype), (n,)).reshape(1, n)
-        b = jnp.broadcast_to(jnp.asarray(bias, dtype), (n,))
+        w = _broadcast("Network.independent", "weight", weight, (n,), dtype).reshape(1, n)
+        b = _broadcast("Network.independent", "bias", bias, (n,), dtype)
         return cls((Layer(w, b, neuron),))
 
     @classmethod
@@ -188,8 +208,8 @@ class Network(eqx.Module):
         """``n`` neurons connected all-to-all including self-connections, driven only by their
         bias current (the single input has zero weights)."""
         dtype = _float_dtype(dtype, recurrent, bias)
-        r = jnp.broadcast_to(jnp.asarray(recurrent, dtype), (n, n))
-        b = jnp.broadcast_to(jnp.asarray(bias, dtype), (n,))
+        r = _broadcast("Network.complete_graph", "recurrent", recurrent, (n, n), dtype)
+        b = _broadcast("Network.complete_graph", "bias", bias, (n,), dtype)
         return cls((Layer(jnp.zeros((1, n), dtype), b, neuron, synapse, r),))
 
     @classmethod
@@ -440,6 +460,15 @@ def simulate(
     Returns:
         A :class:`Trace`.
     """
+    if not isinstance(inputs, jax.Array | np.ndarray):
+        try:  # a list or a number: an array of the default float type
+            inputs = jnp.asarray(inputs, jnp.result_type(float))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"inputs must be an array (n_in,) or (steps, n_in), got {type(inputs).__name__}."
+            ) from None
+    if key is not None:
+        _check_key(key)
     _validate(net, inputs, dt, steps)
     if perturb is not None:
         if not isinstance(perturb, AbstractPerturbation):
@@ -561,6 +590,17 @@ def simulate(
     result = None if perturb is None else perturb.finish(inputs, final.perturb)
 
     ok = ~jnp.any(jnp.stack([jnp.any(b) for b in final.bad]))
+    if check and _concrete(dt) is None:
+        # A traced dt escapes the eager check in _validate: test it at run time.
+        limits = [la.neuron.max_dt for la in layers if la.neuron.max_dt is not None]
+        bad_dt = ~(dt > 0)
+        if limits:
+            bad_dt = bad_dt | (dt > min(limits))
+        final_n, counts, sums, ys = eqx.error_if(
+            (final_n, counts, sums, ys), bad_dt,
+            f"dt must be a positive time step in ms, at most {min(limits, default=np.inf)} ms "
+            "for these neurons (it was traced, so only checked at run time); try dt=0.01.",
+        )  # fmt: skip
     if check:
         # Guard every output, so the check survives when only some of them are used.
         final_n, counts, sums, ys = eqx.error_if(
