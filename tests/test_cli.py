@@ -311,7 +311,7 @@ def test_gradcheck_result_picks_the_best_sigma_and_saves_itself(tmp_path):
     )
     assert r.save(tmp_path) == tmp_path / "gradcheck.csv"
     names = {"gradcheck.csv", "gradcheck.json", "gradcheck_heatmap.npz", "gradcheck_heatmap.png",
-             "gradcheck_vs_samples.png", "gradcheck_vs_sigma.png"}  # fmt: skip
+             "gradcheck_vs_samples.png", "gradcheck_vs_sigma.png", "manifest.json"}  # fmt: skip
     assert {p.name for p in tmp_path.iterdir()} == names
     meta = json.loads((tmp_path / "gradcheck.json").read_text())
     assert meta["parameters_compared"] == 6 and meta["data"] == "made up"

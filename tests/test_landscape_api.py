@@ -188,7 +188,7 @@ def test_single_neuron_study_summarises_where_firing_stops_and_saves(tmp_path):
     files = r.save(tmp_path)
     assert files == [tmp_path / "landscape.csv", tmp_path / "landscape.png"]
     assert {p.name for p in tmp_path.iterdir()} == {
-        "landscape.csv", "landscape.png", "landscape.json",
+        "landscape.csv", "landscape.png", "landscape.json", "manifest.json",
     }  # fmt: skip
     meta = json.loads((tmp_path / "landscape.json").read_text())
     assert meta == settings.as_dict() and meta["i0"] == 34.6 and "max_bands" not in meta
@@ -229,7 +229,7 @@ def test_two_d_study_saves_grid_files(tmp_path):
     assert r.summary() == "3 x 3 points; loss 0 to 8"
     assert r.save(tmp_path) == [tmp_path / "landscape2d.csv", tmp_path / "landscape2d.png"]
     assert {p.name for p in tmp_path.iterdir()} == {
-        "landscape2d.csv", "landscape2d.png", "landscape2d.npz", "landscape.json",
+        "landscape2d.csv", "landscape2d.png", "landscape2d.npz", "landscape.json", "manifest.json",
     }  # fmt: skip
     assert json.loads((tmp_path / "landscape.json").read_text())["two_d"] is True
 

@@ -163,6 +163,7 @@ def test_descend_study_reads_a_curve_and_saves_path_and_outcome(tmp_path):
         "path.png",
         "mollified.csv",
         "descend.json",
+        "manifest.json",
     }
     meta = json.loads((out / "descend.json").read_text())
     assert meta["landscape"] == str(source) and meta["width"] == 0.3 and meta["neighbours"] is None

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import equinox as eqx
 import numpy as np
 
+from weakgrad.analysis._checks import at_most, finite
+from weakgrad.analysis._checks import seed as check_seed
 from weakgrad.errors import ConfigError
 from weakgrad.io import write_csv
 
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from weakgrad.analysis.mollify import Mollified
 
 __all__ = [
+    "read_curve",
     "CentralSlope",
     "RegressionSlope",
     "DescentPath",
@@ -146,6 +151,44 @@ def grid_descent(
 
 
 DESCEND_METHODS = ("fd", "regression", "mollified")
+MAX_STEPS = 1_000_000  # descent steps (a step is cheap; more is a typo, and CSV rows)
+# The computed curve: the single neuron's input weight on [0, 3], dt = 0.01 ms.
+_GRID = (0.0, 3.0)
+_DT_MS = 0.01
+
+
+def read_curve(path: str | os.PathLike, flag: str = "--landscape") -> Landscape1D:
+    """A ``landscape.csv`` as :class:`~weakgrad.analysis.landscape.Landscape1D`, checked: at
+    least 3 rows, the columns ``weakgrad landscape`` writes, finite values, increasing ``w``.
+    Anything else raises :class:`~weakgrad.errors.ConfigError` naming the file."""
+    from weakgrad.analysis.landscape import Landscape1D
+
+    fix = f"pass a landscape.csv written by weakgrad landscape (or leave {flag} out)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # genfromtxt warns on empty files
+            curve = Landscape1D.from_csv(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{flag} {path} does not exist; run weakgrad landscape (or leave {flag} out)."
+        ) from None
+    except (ValueError, IndexError, UnicodeDecodeError, OSError) as e:
+        raise ConfigError(f"{flag} {path} is not a landscape CSV ({e}); {fix}.") from None
+    w, loss = np.atleast_1d(curve.w), np.atleast_1d(curve.loss_mean)
+    if w.size < 3:
+        raise ConfigError(
+            f"{flag} {path} holds {w.size} data row{'s' if w.size != 1 else ''} (at least 3 "
+            f"are needed to read slopes); {fix}."
+        )
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(loss))):
+        raise ConfigError(
+            f"{flag} {path} holds non-finite w or loss_mean values; resample the curve."
+        )
+    if np.any(np.diff(w) <= 0):
+        raise ConfigError(f"{flag} {path}: w must increase from row to row; {fix}.")
+    return curve
+
+
 # distinct_tail() -> what the path does at the end
 _OUTCOMES = {1: "stopped (flat slope)", 2: "oscillating between two points"}
 
@@ -179,6 +222,12 @@ class DescendSettings:
     seed: int = 0
 
     def __post_init__(self):
+        for flag, value in [
+            ("--eta", self.eta), ("--w0", self.w0), ("--growth", self.growth),
+            ("--width", self.width), ("--tau-ms", self.tau_ms),
+        ]:  # fmt: skip
+            finite(flag, value)
+        check_seed(self.seed)
         checks = [
             (
                 self.method in DESCEND_METHODS,
@@ -193,14 +242,49 @@ class DescendSettings:
             (self.neighbours >= 1, f"--neighbours must be >= 1, got {self.neighbours}."),
             (self.width > 0, f"--width must be a positive half-width, got {self.width}."),
             (self.tau_ms > 0, f"--tau-ms must be > 0, got {self.tau_ms}; try 1000."),
-            (
-                self.landscape is None or Path(self.landscape).is_file(),
-                f"--landscape {self.landscape} does not exist; run weakgrad landscape.",
-            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        at_most("--steps", self.steps, MAX_STEPS, "descend in fewer steps")
+        if math.log(self.eta) + self.steps * math.log(self.growth) > 700:
+            raise ConfigError(
+                f"--eta {self.eta} x --growth {self.growth} ^ --steps {self.steps} overflows; "
+                "use fewer steps or a smaller growth."
+            )
+        if self.landscape is None:
+            self.sweep_settings()  # validates --points and --tau-ms for the sweep
+            lo, hi = _GRID
+            spacing = (hi - lo) / (self.points - 1)
+        else:
+            w = np.asarray(read_curve(self.landscape).w, np.float64)
+            lo, hi = float(w[0]), float(w[-1])
+            spacing = float(np.diff(w).mean())
+        if not lo <= self.w0 <= hi:
+            raise ConfigError(f"--w0 {self.w0} lies outside the curve's range [{lo:g}, {hi:g}].")
+        if self.method == "mollified":
+            if self.width < spacing:
+                raise ConfigError(
+                    f"--width {self.width} is below the curve's grid spacing {spacing:.4g}: it "
+                    "would not smooth anything; use a wider bump."
+                )
+            if self.width > (hi - lo) / 2:
+                raise ConfigError(
+                    f"--width {self.width} is wider than half the curve's range [{lo:g}, "
+                    f"{hi:g}]: no point would be free of border effects; use --width <= "
+                    f"{(hi - lo) / 2:.4g}."
+                )
+
+    def sweep_settings(self):
+        """The :class:`~weakgrad.analysis.landscape.LandscapeSettings` of the computed curve
+        (noise-free single neuron on ``points`` points of [0, 3], ``tau_ms`` per point)."""
+        from weakgrad.analysis.landscape import LandscapeSettings
+
+        lo, hi = _GRID
+        return LandscapeSettings(
+            points=self.points, tau_ms=self.tau_ms, seed=self.seed, w_min=lo, w_max=hi,
+            dt_ms=_DT_MS,
+        )  # fmt: skip
 
     def slope(self) -> AbstractSlope:
         return RegressionSlope(self.neighbours) if self.method == "regression" else CentralSlope()
@@ -242,30 +326,33 @@ class DescendStudy:
 
     def save(self, out: str | os.PathLike) -> Path:
         """Write ``path.csv``, ``path.png``, ``descend.json``, the computed curve as
-        ``landscape.csv`` and the mollified one as ``mollified.csv``; returns ``path.csv``."""
-        from weakgrad.io import write_json
+        ``landscape.csv`` and the mollified one as ``mollified.csv``, and ``manifest.json``
+        last, as a set (:func:`weakgrad.io.staged_outputs`: after a failure ``out`` holds
+        the previous outputs unchanged); returns ``path.csv``."""
+        from weakgrad.io import staged_outputs, write_json
         from weakgrad.plots import plot_descent, save_figure
 
         out, s, m = Path(out), self.settings, self.mollified
         w, loss = np.asarray(self.curve.w), np.asarray(self.curve.loss_mean)
-        if s.landscape is None:
-            self.curve.to_csv(out / "landscape.csv")
-        path = self.path.to_csv(out / "path.csv")
-        if m is not None:
-            write_csv(
-                out / "mollified.csv",
-                ["w", "loss", "mollified", "valid"],
-                (
-                    [float(a), float(b), float(c), bool(d)]
-                    for a, b, c, d in zip(w, loss, m.y, m.valid, strict=True)
-                ),
-            )
-        growth = f" x {s.growth:g}/step" if s.growth != 1 else ""
-        title = f"{s.method}: eta={s.eta:g}{growth}, w0={s.w0:g}"
-        fig = plot_descent(w, loss, self.path, smooth=None if m is None else m.y, title=title)
-        save_figure(fig, out / "path.png")
-        write_json(out / "descend.json", self.as_dict(out))
-        return path
+        with staged_outputs(out, command="descend") as d:
+            if s.landscape is None:
+                self.curve.to_csv(d / "landscape.csv")
+            self.path.to_csv(d / "path.csv")
+            if m is not None:
+                write_csv(
+                    d / "mollified.csv",
+                    ["w", "loss", "mollified", "valid"],
+                    (
+                        [float(a), float(b), float(c), bool(v)]
+                        for a, b, c, v in zip(w, loss, m.y, m.valid, strict=True)
+                    ),
+                )
+            growth = f" x {s.growth:g}/step" if s.growth != 1 else ""
+            title = f"{s.method}: eta={s.eta:g}{growth}, w0={s.w0:g}"
+            fig = plot_descent(w, loss, self.path, smooth=None if m is None else m.y, title=title)
+            save_figure(fig, d / "path.png")
+            write_json(d / "descend.json", self.as_dict(out))
+        return out / "path.csv"
 
 
 def descend_study(
@@ -273,26 +360,17 @@ def descend_study(
 ) -> DescendStudy:
     """Descend the single-neuron curve as ``settings`` say; ``progress`` is called with the
     number of curve points computed (nothing when the curve is read from a file)."""
-    from weakgrad.analysis.landscape import Landscape1D, LandscapeSettings, landscape_study
+    from weakgrad.analysis.landscape import landscape_study
     from weakgrad.analysis.mollify import BumpKernel, mollify_curve
 
-    s = settings
+    s = settings  # validated on construction: the range, w0 and width fit the curve
     if s.landscape is not None:
-        curve = Landscape1D.from_csv(s.landscape)
+        curve = read_curve(s.landscape)
     else:
-        sweep = LandscapeSettings(points=s.points, tau_ms=s.tau_ms, seed=s.seed)
-        curve = landscape_study(sweep, progress=progress).curve
+        curve = landscape_study(s.sweep_settings(), progress=progress).curve
     w, loss = np.asarray(curve.w), np.asarray(curve.loss_mean)
-    if not w[0] <= s.w0 <= w[-1]:
-        raise ConfigError(f"--w0 {s.w0} lies outside the curve's range [{w[0]:g}, {w[-1]:g}].")
     smooth = None
     if s.method == "mollified":
-        spacing = float(np.diff(w).mean())
-        if s.width < spacing:
-            raise ConfigError(
-                f"--width {s.width} is below the curve's grid spacing {spacing:.4g}: it would "
-                "not smooth anything; use a wider bump."
-            )
         smooth = mollify_curve(w, loss, BumpKernel(s.width))
     target = loss if smooth is None else smooth.y
     path = grid_descent(

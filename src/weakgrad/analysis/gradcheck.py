@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from weakgrad.analysis._checks import at_most, finite
+from weakgrad.analysis._checks import seed as check_seed
 from weakgrad.analysis.diagnostics import GradCheck
 from weakgrad.errors import ConfigError
 from weakgrad.registry import GRID_ESTIMATORS, HH_READOUTS
@@ -28,6 +30,10 @@ __all__ = ["GradcheckSettings", "GradientHeatmap", "GradcheckStudy", "gradcheck_
 GRADCHECK_MODELS = ("linear", "ann", "hh-short")
 # --layer -> indices of the compared (and perturbed) layers of the 784-100-10 network.
 GRADCHECK_LAYERS = {"output": (1,), "hidden": (0,), "all": (0, 1)}
+# Largest grids accepted (more would not fit in memory: S perturbations of every parameter).
+MAX_SAMPLES = 100_000
+MAX_REPEATS = 1_000
+MAX_STEPS = 1_000_000  # hh-short: --duration-ms / --dt-ms
 
 
 def _require(ok: bool, message: str) -> None:
@@ -67,6 +73,12 @@ class GradcheckSettings:
     seed: int = 0
 
     def __post_init__(self):
+        # Finite numbers first, each naming its own option.
+        finite("--dt-ms", self.dt_ms)
+        finite("--duration-ms", self.duration_ms)
+        for sigma in self.sigmas:
+            finite("--sigmas", sigma)
+        check_seed(self.seed)
         unknown = [n for n in self.estimators if n not in GRID_ESTIMATORS]
         folder = self.data_dir or os.environ.get("WEAKGRAD_DATA") or None
         for ok, message in [
@@ -110,6 +122,15 @@ class GradcheckSettings:
             ),
         ]:
             _require(ok, message)
+        at_most("--samples", max(self.samples), MAX_SAMPLES, "use fewer samples")
+        at_most("--repeats", self.repeats, MAX_REPEATS, "use fewer repeats")
+        if self.model == "hh-short":
+            steps = self.duration_ms / self.dt_ms
+            _require(
+                steps <= MAX_STEPS,
+                f"--duration-ms / --dt-ms = {steps:.3g} time steps, above the limit of "
+                f"{MAX_STEPS:,}; shorten --duration-ms or lengthen --dt-ms.",
+            )
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -187,35 +208,37 @@ class GradcheckStudy:
 
     def save(self, out: str | os.PathLike) -> Path:
         """Write ``gradcheck.csv``, ``gradcheck_vs_samples.png``, ``gradcheck_vs_sigma.png``,
-        ``gradcheck_heatmap.png`` and ``.npz`` (the numbers behind it) and
-        ``gradcheck.json``; returns the CSV's path."""
-        from weakgrad.io import write_json, write_npz
+        ``gradcheck_heatmap.png`` and ``.npz`` (the numbers behind it), ``gradcheck.json``
+        and ``manifest.json`` last, as a set (:func:`weakgrad.io.staged_outputs`: after a
+        failure ``out`` holds the previous outputs unchanged); returns the CSV's path."""
+        from weakgrad.io import staged_outputs, write_json, write_npz
         from weakgrad.plots import plot_gradcheck, plot_gradient_heatmap, save_figure
 
         out, s, summary = Path(out), self.settings, self.check.summary()
-        path = self.check.to_csv(out / "gradcheck.csv")
-        title = f"{s.model}, {s.layer} layer ({self.parameters} parameters), batch {s.batch}"
-        for x in ("samples", "sigma"):
-            fig = plot_gradcheck(summary, x=x, title=title)
-            save_figure(fig, out / f"gradcheck_vs_{x}.png")
-        h = self.heatmap
-        if h is not None:
-            fig = plot_gradient_heatmap(
-                h.reference,
-                h.estimate,
-                title=f"{title}: layer {h.layer} weights",
-                label=f"{h.estimator}, S={max(s.samples)}",
-            )
-            save_figure(fig, out / "gradcheck_heatmap.png")
-            write_npz(
-                out / "gradcheck_heatmap.npz",
-                reference=h.reference,
-                estimate=h.estimate,
-                estimator=h.estimator,
-                layer=h.layer,
-            )
-        write_json(out / "gradcheck.json", self.as_dict())
-        return path
+        with staged_outputs(out, command="gradcheck") as d:
+            self.check.to_csv(d / "gradcheck.csv")
+            title = f"{s.model}, {s.layer} layer ({self.parameters} parameters), batch {s.batch}"
+            for x in ("samples", "sigma"):
+                fig = plot_gradcheck(summary, x=x, title=title)
+                save_figure(fig, d / f"gradcheck_vs_{x}.png")
+            h = self.heatmap
+            if h is not None:
+                fig = plot_gradient_heatmap(
+                    h.reference,
+                    h.estimate,
+                    title=f"{title}: layer {h.layer} weights",
+                    label=f"{h.estimator}, S={max(s.samples)}",
+                )
+                save_figure(fig, d / "gradcheck_heatmap.png")
+                write_npz(
+                    d / "gradcheck_heatmap.npz",
+                    reference=h.reference,
+                    estimate=h.estimate,
+                    estimator=h.estimator,
+                    layer=h.layer,
+                )
+            write_json(d / "gradcheck.json", self.as_dict())
+        return out / "gradcheck.csv"
 
 
 def _heatmap(check: GradCheck, params: Any, layer: int) -> GradientHeatmap | None:
@@ -255,6 +278,12 @@ def gradcheck_study(
 
     s = settings
     data = load_mnist(s.data_dir, seed=s.seed)
+    available = len(data.x_train)
+    _require(
+        s.batch <= available,
+        f"--batch {s.batch} is more than the {available} training digits available "
+        f"({data.source}); use --batch {available} or less, or a larger --data-dir.",
+    )
     k_net, k_check = jax.random.split(jax.random.key(s.seed))
     objective = mnist_objective(
         "hh" if s.model == "hh-short" else s.model,

@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad.analysis._checks import at_most, finite, require
+from weakgrad.analysis._checks import seed as check_seed
 from weakgrad.analysis.mollify import BumpKernel, Mollified, mollify_curve
-from weakgrad.errors import ConfigError
 from weakgrad.io import write_csv
 from weakgrad.parallel import pad_to_devices, shard_leading
 from weakgrad.sim.network import SimulationError
@@ -347,9 +348,12 @@ _SWEPT = {
 }
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+_require = require
+# Largest sweeps accepted (a larger one would not fit in memory or would run for days).
+MAX_POINTS = 1_000_000  # grid points (per axis in 1-D; in all in 2-D)
+MAX_TRIALS = 100_000
+MAX_NEURONS = 1_000
+MAX_STEPS = 100_000_000  # time steps per trial, --tau-ms / --dt-ms
 
 
 @dataclass(frozen=True)
@@ -402,6 +406,15 @@ class LandscapeSettings:
     x64: bool = False
 
     def __post_init__(self):
+        # Finite numbers first, each naming its own option (--dt-ms inf blames --dt-ms).
+        for flag, value in [
+            ("--dt-ms", self.dt_ms), ("--tau-ms", self.tau_ms), ("--noise", self.noise),
+            ("--i0", self.i0), ("--bias", self.bias), ("--center", self.center),
+            ("--w-min", self.w_min), ("--w-max", self.w_max), ("--mollify", self.mollify),
+        ] + [("--zoom", z) for z in self.zoom or ()]:  # fmt: skip
+            if value is not None:
+                finite(flag, value)
+        check_seed(self.seed)
         _require(
             self.task in LANDSCAPE_TASKS,
             f"--task must be one of {', '.join(LANDSCAPE_TASKS)}, got {self.task!r}.",
@@ -415,6 +428,7 @@ class LandscapeSettings:
             "--2d and --neurons need --task complete-graph (the single neuron has one weight).",
         )
         _require(self.neurons >= 1, f"--neurons must be >= 1, got {self.neurons}.")
+        at_most("--neurons", self.neurons, MAX_NEURONS, "the weights would not fit in memory")
         _require(
             not self.two_d or self.neurons**2 >= 2,
             "--2d needs at least 2 weights: use --neurons 2 or more.",
@@ -439,6 +453,13 @@ class LandscapeSettings:
             object.__setattr__(self, name, value)  # frozen: resolved once, here
         _require(self.points >= 2, f"--points must be >= 2, got {self.points}.")
         _require(self.trials >= 1, f"--trials must be >= 1, got {self.trials}.")
+        at_most("--trials", self.trials, MAX_TRIALS, "average fewer trials per point")
+        at_most(
+            "--points" + (" squared (--2d)" if self.two_d else ""),
+            self.evaluations,
+            MAX_POINTS,
+            "sweep fewer points, or zoom in with --zoom",
+        )
         _require(
             self.w_max > self.w_min,
             f"--w-max ({self.w_max}) must be greater than --w-min ({self.w_min}).",
@@ -450,6 +471,12 @@ class LandscapeSettings:
         _require(
             self.tau_ms > 0 and self.tau_ms >= self.dt_ms,
             f"--tau-ms must be positive and >= --dt-ms, got {self.tau_ms}; try 1000.",
+        )
+        steps = self.tau_ms / self.dt_ms
+        _require(
+            steps <= MAX_STEPS,
+            f"--tau-ms / --dt-ms = {steps:.3g} time steps per trial, above the limit of "
+            f"{MAX_STEPS:,}; shorten --tau-ms or lengthen --dt-ms.",
         )
         limit = HodgkinHuxley().max_dt
         _require(
@@ -470,6 +497,13 @@ class LandscapeSettings:
             self.mollify is None or self.mollify >= spacing,
             f"--mollify {self.mollify} is below the grid spacing {spacing:.4g}: it would not "
             "smooth anything; use a wider bump or more --points.",
+        )
+        half_range = (self.w_max - self.w_min) / 2
+        _require(
+            self.mollify is None or self.mollify <= half_range,
+            f"--mollify {self.mollify} is wider than half the range [{self.w_min:g}, "
+            f"{self.w_max:g}] ({half_range:.4g}): no point of the curve would be free of "
+            f"border effects; use --mollify <= {half_range:.4g} or a wider range.",
         )
 
     @property
@@ -555,44 +589,50 @@ class LandscapeStudy:
         """Write the files of ``weakgrad landscape`` into ``out``: 1-D ``landscape.csv``,
         ``landscape.png``, ``landscape_mollified.csv`` (with ``mollify``), ``bands.csv``
         (complete graph); 2-D ``landscape2d.npz``, ``landscape2d.csv``, ``landscape2d.png``;
-        always ``landscape.json``. Returns the data file and the figure, in that order."""
-        from weakgrad.io import write_json
+        always ``landscape.json``, and ``manifest.json`` last. The files move into place as a
+        set (:func:`weakgrad.io.staged_outputs`): after a failure ``out`` holds the previous
+        outputs unchanged. Returns the data file and the figure, in that order."""
+        from weakgrad.io import staged_outputs, write_json
         from weakgrad.plots import plot_landscape, plot_landscape_2d, save_figure
 
         out, s, c = Path(out), self.settings, self.curve
-        if isinstance(c, Landscape2D):
-            c.to_npz(out / "landscape2d.npz")
-            files = [c.to_csv(out / "landscape2d.csv")]
-            title = f"complete graph of {s.neurons} HH neurons: two filter-normalised directions"
-            files.append(save_figure(plot_landscape_2d(c, title=title), out / "landscape2d.png"))
-        else:
-            files = [c.to_csv(out / "landscape.csv")]
-            m = self.mollified
-            if m is not None:
-                rows = zip(c.w, c.loss_mean, m.y, m.valid, strict=True)
-                write_csv(
-                    out / "landscape_mollified.csv",
-                    ["w", "loss_mean", "loss_mollified", "valid"],
-                    ([float(a), float(b), float(y), bool(v)] for a, b, y, v in rows),
-                )
-            title = xlabel = None
-            if s.graph:
+        with staged_outputs(out, command="landscape") as d:
+            if isinstance(c, Landscape2D):
+                c.to_npz(d / "landscape2d.npz")
+                files = [c.to_csv(d / "landscape2d.csv")]
                 title = (
-                    f"complete graph of {s.neurons} HH neuron{'s' if s.neurons > 1 else ''}: "
-                    f"{_SWEPT[s.direction][0]}"
+                    f"complete graph of {s.neurons} HH neurons: two filter-normalised directions"
                 )
-                xlabel = _SWEPT[s.direction][1]
-            fig = plot_landscape(c, title=title, xlabel=xlabel, smooth=None if m is None else m.y)
-            files.append(save_figure(fig, out / "landscape.png"))
-            if self.bands is not None:
-                b = self.bands
-                write_csv(
-                    out / "bands.csv",
-                    ["w", "bands"],
-                    zip(b.w.tolist(), b.count.tolist(), strict=True),
-                )
-        write_json(out / "landscape.json", self.as_dict())
-        return files
+                files.append(save_figure(plot_landscape_2d(c, title=title), d / "landscape2d.png"))
+            else:
+                files = [c.to_csv(d / "landscape.csv")]
+                m = self.mollified
+                if m is not None:
+                    rows = zip(c.w, c.loss_mean, m.y, m.valid, strict=True)
+                    write_csv(
+                        d / "landscape_mollified.csv",
+                        ["w", "loss_mean", "loss_mollified", "valid"],
+                        ([float(a), float(b), float(y), bool(v)] for a, b, y, v in rows),
+                    )
+                title = xlabel = None
+                if s.graph:
+                    title = (
+                        f"complete graph of {s.neurons} HH neuron"
+                        f"{'s' if s.neurons > 1 else ''}: {_SWEPT[s.direction][0]}"
+                    )
+                    xlabel = _SWEPT[s.direction][1]
+                smooth = None if m is None else m.y
+                fig = plot_landscape(c, title=title, xlabel=xlabel, smooth=smooth)
+                files.append(save_figure(fig, d / "landscape.png"))
+                if self.bands is not None:
+                    b = self.bands
+                    write_csv(
+                        d / "bands.csv",
+                        ["w", "bands"],
+                        zip(b.w.tolist(), b.count.tolist(), strict=True),
+                    )
+            write_json(d / "landscape.json", self.as_dict())
+        return [out / f.name for f in files]
 
 
 def _single_neuron_sweep(s: LandscapeSettings, chunk: int, progress) -> Landscape1D:

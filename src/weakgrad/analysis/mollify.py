@@ -114,6 +114,12 @@ def mollify_curve(x: np.ndarray, y: np.ndarray, kernel: AbstractKernel) -> Molli
         raise ValueError("mollify_curve needs an increasing uniform grid x.")
     w = _stencil(kernel, dx)
     half = (w.size - 1) // 2
+    if w.size > x.size:
+        raise ValueError(
+            f"kernel radius {kernel.radius:g} is wider than half the grid "
+            f"({(x[-1] - x[0]) / 2:g}): no point would be free of border effects; use a "
+            "narrower kernel or a wider grid."
+        )
     if not np.all(np.isfinite(y)):
         raise ValueError("y holds non-finite values; mollify only finite samples.")
     flat = y.reshape(y.shape[0], -1)

@@ -21,9 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from weakgrad.analysis._checks import at_most, finite
+from weakgrad.analysis._checks import seed as check_seed
 from weakgrad.errors import ConfigError
 
-__all__ = ["toy_loss", "ScoreVsQuadrature", "score_vs_quadrature"]
+__all__ = ["toy_loss", "ScoreVsQuadrature", "check_scorecheck", "score_vs_quadrature"]
+
+
+MAX_POINTS = 1_000_000
+MAX_DRAWS = 20_000_000  # samples x points, each an array of float64 held at once
 
 
 def toy_loss(x: np.ndarray) -> np.ndarray:
@@ -118,17 +124,43 @@ class ScoreVsQuadrature:
         )
 
     def save(self, out: str | os.PathLike) -> Path:
-        """Write ``scorecheck.csv`` (one row per x), ``scorecheck.png`` and
-        ``scorecheck.json``; returns the CSV's path."""
-        from weakgrad.io import write_csv, write_json
+        """Write ``scorecheck.csv`` (one row per x), ``scorecheck.png``, ``scorecheck.json``
+        and ``manifest.json`` last, as a set (:func:`weakgrad.io.staged_outputs`: after a
+        failure ``out`` holds the previous outputs unchanged); returns the CSV's path."""
+        from weakgrad.io import staged_outputs, write_csv, write_json
         from weakgrad.plots import plot_score_vs_quadrature, save_figure
 
         out = Path(out)
-        path = write_csv(out / "scorecheck.csv", self.header(), self.rows())
-        title = "gradient of the Gaussian-smoothed toy loss: Monte Carlo vs quadrature"
-        save_figure(plot_score_vs_quadrature(self, title=title), out / "scorecheck.png")
-        write_json(out / "scorecheck.json", self.as_dict())
-        return path
+        with staged_outputs(out, command="scorecheck") as d:
+            write_csv(d / "scorecheck.csv", self.header(), self.rows())
+            title = "gradient of the Gaussian-smoothed toy loss: Monte Carlo vs quadrature"
+            save_figure(plot_score_vs_quadrature(self, title=title), d / "scorecheck.png")
+            write_json(d / "scorecheck.json", self.as_dict())
+        return out / "scorecheck.csv"
+
+
+def check_scorecheck(
+    *, sigma: float, samples: Sequence[int], seed: int, points: int, x: np.ndarray | None = None
+) -> None:
+    """The checks of :func:`score_vs_quadrature`'s arguments, callable before any work: raise
+    :class:`~weakgrad.errors.ConfigError` naming the option (``--sigma``, ``--samples``,
+    ``--points``, ``--seed``)."""
+    finite("--sigma", sigma)
+    check_seed(seed)
+    if not sigma > 0:
+        raise ConfigError(f"--sigma must be > 0, got {sigma}.")
+    if not samples or any(int(s) < 2 for s in samples):
+        raise ConfigError(f"--samples must list ints >= 2, got {list(samples)}.")
+    if x is None and points < 3:
+        raise ConfigError(f"--points must be >= 3, got {points}.")
+    if x is None:
+        at_most("--points", points, MAX_POINTS, "use fewer points")
+    size = (points if x is None else np.size(x)) * max(int(s) for s in samples)
+    if size > MAX_DRAWS:
+        raise ConfigError(
+            f"--samples x --points = {size:,} draws, above the limit of {MAX_DRAWS:,} (they "
+            "are held in memory at once); use fewer samples or points."
+        )
 
 
 def score_vs_quadrature(
@@ -143,14 +175,15 @@ def score_vs_quadrature(
     """Both estimates of the smoothed gradient (sigma in x units) at every ``x`` (default:
     ``points`` points on [-10, 10]) for each sample count; Monte Carlo draws fresh samples
     at every ``x``. Bad values raise :class:`~weakgrad.errors.ConfigError`."""
-    if not sigma > 0:
-        raise ConfigError(f"--sigma must be > 0, got {sigma}.")
-    if not samples or any(int(s) < 2 for s in samples):
-        raise ConfigError(f"--samples must list ints >= 2, got {list(samples)}.")
-    if x is None and points < 3:
-        raise ConfigError(f"--points must be >= 3, got {points}.")
+    check_scorecheck(sigma=sigma, samples=samples, seed=seed, points=points, x=x)
     x = np.linspace(-10, 10, points) if x is None else np.asarray(x, np.float64)
     rng = np.random.default_rng(seed)
     mc = {int(s): _mc(f, x, sigma, int(s), rng) for s in samples}
     quad = {int(s): _quadrature(f, x, sigma, int(s)) for s in samples}
-    return ScoreVsQuadrature(x, f(x), _reference(f, x, sigma), mc, quad, float(sigma), seed)
+    reference = _reference(f, x, sigma)
+    if not all(np.all(np.isfinite(v)) for v in [reference, *mc.values(), *quad.values()]):
+        raise ConfigError(
+            f"--sigma {sigma} overflows the smoothed loss (non-finite gradients); use a "
+            "smaller --sigma (the loss lives on [-10, 10])."
+        )
+    return ScoreVsQuadrature(x, f(x), reference, mc, quad, float(sigma), seed)

@@ -13,14 +13,16 @@ from weakgrad.cli import UsageError, _progress, app
 
 
 def _parse_list(text: str, kind: type, flag: str) -> tuple:
-    """``"10,100"`` -> ``(10, 100)``: comma-separated positive numbers."""
+    """``"10,100"`` -> ``(10, 100)``: comma-separated positive finite numbers."""
     try:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise UsageError(
             f"{flag} must be comma-separated {kind.__name__}s, got {text!r}."
         ) from None
-    if not values or any(v <= 0 for v in values):
+    if any(v == float("inf") for v in values):
+        raise UsageError(f"{flag} must list finite numbers, got {text!r}.")
+    if not values or any(not v > 0 for v in values):
         raise UsageError(f"{flag} must list positive {kind.__name__}s, got {text!r}.")
     return values
 
@@ -30,6 +32,13 @@ def _run(study, settings, label: str, unit: str, total: int):
     with _progress(label, unit) as bar:
         job = bar.add_task(label, total=total)
         return study(settings, progress=lambda n: bar.advance(job, n))
+
+
+def _one_writer(out: Path, command: str):
+    """The folder lock of ``--out`` for the whole command (checks that it is writable)."""
+    from weakgrad.io import folder_lock
+
+    return folder_lock(out, what=f"weakgrad {command}")
 
 
 @app.command()
@@ -86,8 +95,9 @@ def landscape(
         w_max=w_max, zoom=zoom, points=points, trials=trials, noise=noise, tau_ms=tau_ms,
         dt_ms=dt_ms, i0=i0, bias=bias, center=center, mollify=mollify, seed=seed, x64=x64,
     )  # fmt: skip
-    result = _run(landscape_study, settings, "landscape", "points", settings.evaluations)
-    data, figure = result.save(out)
+    with _one_writer(out, "landscape"):
+        result = _run(landscape_study, settings, "landscape", "points", settings.evaluations)
+        data, figure = result.save(out)
     typer.echo(f"wrote {data} and {figure} ({result.summary()})")
 
 
@@ -141,8 +151,10 @@ def gradcheck(
         batch=batch, duration_ms=duration_ms, dt_ms=dt_ms, readout=readout,
         data_dir=data_dir, seed=seed,
     )  # fmt: skip
-    result = _run(gradcheck_study, settings, "gradcheck", "estimates", settings.estimates)
-    typer.echo(f"wrote {result.save(out)}: {result.summary()}")
+    with _one_writer(out, "gradcheck"):
+        result = _run(gradcheck_study, settings, "gradcheck", "estimates", settings.estimates)
+        path = result.save(out)
+    typer.echo(f"wrote {path}: {result.summary()}")
 
 
 @app.command()
@@ -173,8 +185,10 @@ def descend(
         width=width, landscape=landscape_csv, points=points, tau_ms=tau_ms, seed=seed,
     )  # fmt: skip
     total = points if landscape_csv is None else 0
-    result = _run(descend_study, settings, "landscape", "points", total)
-    typer.echo(f"wrote {result.save(out)}: {result.summary()}")
+    with _one_writer(out, "descend"):
+        result = _run(descend_study, settings, "landscape", "points", total)
+        path = result.save(out)
+    typer.echo(f"wrote {path}: {result.summary()}")
 
 
 @app.command()
@@ -190,8 +204,11 @@ def scorecheck(
     """Smoothed gradient of a 1-D toy loss that grows quadratically at the borders: the
     Monte-Carlo log trick against quadrature with the same number of samples (the study's
     comparison); writes scorecheck.csv, scorecheck.png and scorecheck.json."""
-    from weakgrad.analysis.score_vs_quadrature import score_vs_quadrature
+    from weakgrad.analysis.score_vs_quadrature import check_scorecheck, score_vs_quadrature
 
     counts = _parse_list(samples, int, "--samples")
-    result = score_vs_quadrature(sigma=sigma, samples=counts, seed=seed, points=points)
-    typer.echo(f"wrote {result.save(out)}; {result.summary()}")
+    check_scorecheck(sigma=sigma, samples=counts, seed=seed, points=points)
+    with _one_writer(out, "scorecheck"):
+        result = score_vs_quadrature(sigma=sigma, samples=counts, seed=seed, points=points)
+        path = result.save(out)
+    typer.echo(f"wrote {path}; {result.summary()}")
