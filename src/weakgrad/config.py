@@ -60,6 +60,8 @@ __all__ = [
     "load_config",
     "load_run_config",
     "parse_overrides",
+    "read_run_config",
+    "run_config_from_file",
     "upgrade_legacy",
 ]
 
@@ -91,7 +93,7 @@ def _field(default: Any = None, check: Callable[[Any], str | None] | None = None
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
 # Per-layer lists: element type, the smallest allowed value (exclusive), what, an example.
 _PER_LAYER = {
-    "tuple[float, ...] | None": (float, 0.0, "positive numbers", "[1.0, 30.0]"),
+    "tuple[float, ...] | None": (float, 0.0, "positive finite numbers", "[1.0, 30.0]"),
     "tuple[int, ...] | None": (int, 1, "whole numbers >= 2", "[12, 4]"),
 }
 
@@ -102,7 +104,8 @@ def _convert(where: str, value: Any, kind: str, example: Any) -> Any:
         cast, above, what, ex = _PER_LAYER[kind]
         types = (int, float) if cast is float else (int,)
         ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, types) and not isinstance(v, bool) and v > above for v in value
+            isinstance(v, types) and not isinstance(v, bool) and math.isfinite(v) and v > above
+            for v in value
         )
         if not ok or not value:
             raise ConfigError(
@@ -743,10 +746,42 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist.")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"config file {path} is not UTF-8 text (byte {e.start}: {e.reason}); is it a "
+                "TOML file? Configs are TOML text (see configs/*.toml)."
+            ) from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {path} is not valid TOML: {e}.") from None
     return _apply(data, parse_overrides(overrides or []))
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict in the current form (:func:`upgrade_legacy`);
+    unreadable or invalid JSON is a :class:`ConfigError` naming the file."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(
+            f"{path} is not a run's JSON config ({e}); it is corrupt or was edited: restore "
+            "it, or train again into a new --out."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a run's config (a JSON object of sections).")
+    return upgrade_legacy(data)
+
+
+def run_config_from_file(path: str | Path) -> TrainConfig:
+    """:func:`read_run_config` validated; a problem names the file."""
+    data = read_run_config(path)
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def _apply(data: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
@@ -772,12 +807,9 @@ def load_run_config(
     """The config of ``weakgrad train``: the file ``path`` with ``overrides``; without a
     file, a resumed run's own ``out/config.json`` (overrides on top) or, for a new run, the
     defaults with the ``default`` overrides first."""
-    import json
-
     saved = Path(out) / "config.json"
     if path is None and resume and saved.is_file():
-        data = upgrade_legacy(json.loads(saved.read_text()))
-        return _apply(data, parse_overrides(overrides))
+        return _apply(read_run_config(saved), parse_overrides(overrides))
     if path is None and not resume:
         overrides = [*(default or []), *overrides]
     return load_config(path, overrides)

@@ -36,10 +36,12 @@ def train_command(
     """Train a network with a weak-gradient estimator (or autodiff) as a config says; writes
     config.json, metrics.csv, checkpoint.npz, training.png and summary.json into --out."""
     from weakgrad.config import load_run_config
+    from weakgrad.io import folder_lock
     from weakgrad.training import train
 
     cfg = load_run_config(config, list(set_ or []), out=out, resume=resume, default=BUILTIN)
-    with _progress("train", "steps") as bar:
+    # One writer per folder, for the run and its figures alike.
+    with folder_lock(out, what="weakgrad train"), _progress("train", "steps") as bar:
         job = bar.add_task("train", total=cfg.train.steps)
 
         def report(step, row):
@@ -52,8 +54,8 @@ def train_command(
             elif row["val_loss"] != "":
                 bar.console.log(f"step {step + 1}: loss {row['val_loss']:.4g}")
 
-        result = train(cfg, out, resume=resume, progress=report)
-    result.save_figures(out)
+        result = train(cfg, out, resume=resume, progress=report, lock=False)
+        result.save_figures(out)
     typer.echo(f"wrote {out / 'metrics.csv'} and {out / 'summary.json'}: {result.describe()}")
 
 

@@ -25,11 +25,14 @@ import numpy as np
 from jax import Array
 
 from weakgrad import registry
+from weakgrad.errors import ConfigError
 from weakgrad.objectives.network import MeanOutput, MeanVoltage
 from weakgrad.sim.network import Layer, Network
 from weakgrad.sim.neurons import HodgkinHuxley, Linear, Sigmoid
 
 __all__ = [
+    "MnistDataError",
+    "MnistFileMissing",
     "MnistSplits",
     "load_mnist",
     "read_idx",
@@ -47,28 +50,40 @@ HH_READOUTS = {"voltage": (MeanVoltage, 0.5), "release": (MeanOutput, 2.0)}
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+class MnistDataError(ConfigError):
+    """An MNIST file is unreadable, truncated or not MNIST (a user error: exit 2 on the CLI;
+    a ValueError like every ConfigError)."""
+
+
+class MnistFileMissing(MnistDataError, FileNotFoundError):
+    """An MNIST file or folder does not exist."""
+
+
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (raw or gzipped); errors name the file and what is wrong."""
+    """Read an IDX file (raw or gzipped); errors (:class:`MnistDataError`) name the file
+    and what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"MNIST file {path} does not exist.")
+        raise MnistFileMissing(f"MNIST file {path} does not exist.")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:
-        raise ValueError(f"MNIST file {path} cannot be read ({e}); download it again.") from None
+        raise MnistDataError(
+            f"MNIST file {path} cannot be read ({e}); download it again."
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"MNIST file {path} is not an IDX file (bad magic number).")
+        raise MnistDataError(f"MNIST file {path} is not an IDX file (bad magic number).")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"MNIST file {path} is truncated (header incomplete).")
+        raise MnistDataError(f"MNIST file {path} is truncated (header incomplete).")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(
+        raise MnistDataError(
             f"MNIST file {path} has {len(raw)} bytes but its header {shape} needs {expected}; "
             "the file is truncated or corrupt, download it again."
         )
@@ -97,10 +112,39 @@ def _find(folder: Path, stem: str) -> Path:
     ):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(
+    raise MnistFileMissing(
         f"MNIST file {folder / stem}[.gz] not found; put the four IDX files in {folder} "
         "or omit the data folder to use the built-in 5,000 digits."
     )
+
+
+def _images(path: Path) -> np.ndarray:
+    """An IDX file of 28 x 28 images (the networks take 784 inputs)."""
+    x = read_idx(path)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        what = " x ".join(map(str, x.shape[1:])) if x.ndim == 3 else f"shape {x.shape}"
+        raise MnistDataError(
+            f"MNIST file {path} holds images of {what}, not 28 x 28 (an IDX file of shape "
+            "(n, 28, 28)); weakgrad's networks take 28 x 28 MNIST digits."
+        )
+    return x
+
+
+def _labels(path: Path) -> np.ndarray:
+    """An IDX file of digit labels, each in 0-9."""
+    y = read_idx(path)
+    if y.ndim != 1:
+        raise MnistDataError(
+            f"MNIST file {path} has shape {y.shape}; a label file holds one label per image."
+        )
+    bad = np.unique(y[(y < 0) | (y > 9)])
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise MnistDataError(
+            f"MNIST file {path} has labels outside 0-9 ({shown}); it is not an MNIST label "
+            "file (the networks have 10 outputs)."
+        )
+    return y
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,15 +190,16 @@ def load_mnist(
     if data_dir is not None:
         folder = Path(data_dir)
         if not folder.is_dir():
-            raise FileNotFoundError(f"MNIST data folder {folder} does not exist.")
-        x_tr = read_idx(_find(folder, "train-images-idx3-ubyte"))
-        y_tr = read_idx(_find(folder, "train-labels-idx1-ubyte"))
-        x_te = read_idx(_find(folder, "t10k-images-idx3-ubyte"))
-        y_te = read_idx(_find(folder, "t10k-labels-idx1-ubyte"))
+            raise MnistFileMissing(f"MNIST data folder {folder} does not exist.")
+        x_tr = _images(_find(folder, "train-images-idx3-ubyte"))
+        y_tr = _labels(_find(folder, "train-labels-idx1-ubyte"))
+        x_te = _images(_find(folder, "t10k-images-idx3-ubyte"))
+        y_te = _labels(_find(folder, "t10k-labels-idx1-ubyte"))
         for xs, ys, name in [(x_tr, y_tr, "train"), (x_te, y_te, "t10k")]:
-            if xs.ndim != 3 or ys.ndim != 1 or xs.shape[0] != ys.shape[0]:
-                raise ValueError(
-                    f"MNIST {name} images {xs.shape} and labels {ys.shape} do not match."
+            if xs.shape[0] != ys.shape[0]:
+                raise MnistDataError(
+                    f"MNIST {name} images {xs.shape} and labels {ys.shape} do not match "
+                    f"(one label per image) in {folder}."
                 )
         x_tr = x_tr.reshape(len(x_tr), -1).astype(np.float32) / 255
         x_te = x_te.reshape(len(x_te), -1).astype(np.float32) / 255

@@ -26,11 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad.errors import ConfigError
 from weakgrad.objectives.losses import AbstractLoss
 from weakgrad.objectives.network import NetworkObjective, SpikeTrains
 from weakgrad.sim.network import Network
 
 __all__ = [
+    "NwbFileError",
+    "NwbFileMissing",
     "synthetic_spike_trains",
     "read_nwb_units",
     "exponential_filter",
@@ -76,6 +79,15 @@ def synthetic_spike_trains(
     return (mother & copy).astype(jnp.float32)
 
 
+class NwbFileError(ConfigError):
+    """An NWB file cannot be read or has no spike times (a user error: exit 2 on the CLI;
+    a ValueError like every ConfigError)."""
+
+
+class NwbFileMissing(NwbFileError, FileNotFoundError):
+    """An NWB file does not exist."""
+
+
 def read_nwb_units(
     path: str | Path,
     *,
@@ -94,13 +106,32 @@ def read_nwb_units(
         ) from None
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"NWB file {path} does not exist.")
-    with NWBHDF5IO(str(path), "r") as io:
-        nwb = io.read()
-        if nwb.units is None or len(nwb.units) == 0:
-            raise ValueError(f"NWB file {path} has no units table (spike times) to read.")
-        rows = range(len(nwb.units)) if units is None else units
-        trains = [np.asarray(nwb.units.get_unit_spike_times(i), np.float64) * 1000.0 for i in rows]
+        raise NwbFileMissing(f"NWB file {path} does not exist.")
+    try:
+        io = NWBHDF5IO(str(path), "r")
+    except Exception as e:  # h5py and pynwb raise many kinds; all mean: not a readable file
+        raise NwbFileError(_unreadable(path, e)) from None
+    with io:
+        try:
+            nwb = io.read()
+            table = nwb.units
+            n = 0 if table is None else len(table)
+        except Exception as e:
+            raise NwbFileError(_unreadable(path, e)) from None
+        if n == 0:
+            raise NwbFileError(f"NWB file {path} has no units table (spike times) to read.")
+        rows = range(n) if units is None else units
+        bad = [i for i in rows if not 0 <= i < n]
+        if bad:
+            raise NwbFileError(
+                f"NWB file {path} has {n} units (rows 0-{n - 1}); units {bad} do not exist."
+            )
+        try:
+            trains = [np.asarray(table.get_unit_spike_times(i), np.float64) * 1000.0 for i in rows]
+        except Exception as e:
+            raise NwbFileError(_unreadable(path, e)) from None
+    if not all(np.all(np.isfinite(t)) for t in trains):
+        raise NwbFileError(f"NWB file {path} has non-finite spike times; the file is corrupt.")
     last = max((t.max() for t in trains if t.size), default=0.0)
     duration_ms = last + dt_ms if duration_ms is None else duration_ms
     steps = int(round(duration_ms / dt_ms))
@@ -109,6 +140,14 @@ def read_nwb_units(
         idx = np.floor(t / dt_ms + 1e-6).astype(int)  # 1.2 ms / 0.1 ms is bin 12, not 11
         out[idx[(idx >= 0) & (idx < steps)], j] = 1.0
     return out
+
+
+def _unreadable(path: Path, e: Exception) -> str:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return (
+        f"NWB file {path} cannot be read as NWB ({type(e).__name__}: {first[:200]}); it is "
+        "corrupt, truncated or not an NWB (HDF5) file: download or export it again."
+    )
 
 
 def exponential_filter(trains: Array, dt_ms: float, tau_ms: float) -> Array:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from weakgrad.config import ConfigError, config_from_dict, upgrade_legacy
-from weakgrad.training.checkpoint import load_checkpoint
+from weakgrad.config import ConfigError, config_from_dict, read_run_config
+from weakgrad.training.checkpoint import load_checkpoint, non_finite_leaves
 from weakgrad.training.loop import build, eval_key, evaluated, initial_state
 
 __all__ = ["RunFileMissing", "evaluate"]
@@ -35,7 +34,7 @@ def evaluate(
                 f"{f} does not exist: evaluate needs a run folder written by weakgrad train"
                 + (" with train.keep_best = true." if f.name == "best.npz" else ".")
             )
-    data = upgrade_legacy(json.loads((out / "config.json").read_text()))
+    data = read_run_config(out / "config.json")
     if draws is not None:
         if draws < 0:
             raise ConfigError(f"draws = {draws} must be >= 0 (0: the noise-free network).")
@@ -57,6 +56,12 @@ def evaluate(
     ema = cfg.train.ema_decay
     template = initial_state(task.initial_params(), est, opt, ema)
     state, step, _ = load_checkpoint(path, template)
+    bad = non_finite_leaves(state)
+    if bad:
+        raise ConfigError(
+            f"{path} holds non-finite numbers (NaN or inf, arrays {bad[:5]}): the run "
+            "diverged before it was saved, or the file was edited; there is nothing to score."
+        )
     params = evaluated(state, step, ema)
     key = eval_key(cfg.train.seed)
     val_loss, val_acc = task.validate(params, key)

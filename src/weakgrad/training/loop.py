@@ -44,10 +44,13 @@ from weakgrad.training.checkpoint import (
     METRIC_COLUMNS,
     MetricsLog,
     best_in_metrics,
+    check_metrics_for_resume,
     load_checkpoint,
+    non_finite_leaves,
     rank,
     save_checkpoint,
 )
+from weakgrad.training.resume import append_history, check_resume
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "eval_key", "initial_state", "train", "evaluated"]
 
@@ -168,10 +171,46 @@ def train(
     *,
     resume: bool = False,
     progress: Callable[[int, dict], None] | None = None,
+    lock: bool = True,
 ) -> TrainResult:
     """Train as ``cfg`` says, writing into ``out``; returns the summary (also in
-    ``out/summary.json``). ``progress(step, row)`` is called after every step."""
-    out = Path(out)
+    ``out/summary.json``). ``progress(step, row)`` is called after every step.
+
+    The folder is held with :func:`weakgrad.io.folder_lock` for the whole run (a second
+    writer is refused); ``lock=False`` for a caller that already holds it. A resume is
+    checked before anything is written: the configuration against the run's own
+    (:mod:`.resume`), the checkpoint and ``metrics.csv`` against each other. A non-finite
+    loss, state or validation loss stops the run (:class:`SimulationError`) before anything
+    of that step is written."""
+    if not lock:
+        return _train(cfg, Path(out), resume, progress)
+    from weakgrad.io import folder_lock
+
+    with folder_lock(out, what="weakgrad train"):
+        return _train(cfg, Path(out), resume, progress)
+
+
+def _diverged(step: int, what: str, kept: int | None) -> SimulationError:
+    last = f"the last checkpoint (step {kept}) is kept" if kept else "no checkpoint was written"
+    return SimulationError(
+        f"step {step}: {what} is not finite (the parameters diverged or a simulation blew "
+        f"up); training stopped before writing anything of step {step} and {last}. Lower "
+        "optimizer.learning_rate, estimator.sigma or task.dt_ms."
+    )
+
+
+@eqx.filter_jit
+def _all_finite(tree: Any) -> Array:
+    leaves = [x for x in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(x)]
+    ok = jnp.bool_(True)
+    for x in leaves:
+        ok = ok & jnp.all(jnp.isfinite(x))
+    return ok
+
+
+def _train(
+    cfg: TrainConfig, out: Path, resume: bool, progress: Callable[[int, dict], None] | None
+) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     ckpt, best_path = out / "checkpoint.npz", out / "best.npz"
     if not resume and ckpt.exists():
@@ -179,21 +218,29 @@ def train(
             f"{out} already holds a run (checkpoint.npz); pass --resume to continue it or "
             "choose another --out."
         )
+    resuming = resume and ckpt.exists()
+    changes: list = []
+    if resuming:  # before building anything: a refused change costs nothing
+        old_cfg, changes = check_resume(out / "config.json", cfg)
     tr = cfg.train
     task, est, opt = build(cfg)
     ema = tr.ema_decay
     state = initial_state(task.initial_params(), est, opt, ema)
     start, elapsed = 0, 0.0
     best = (-np.inf, -np.inf)
-    if resume and ckpt.exists():
+    if resuming:
         state, start, elapsed = load_checkpoint(ckpt, state)
+        _check_resumed_state(out, cfg, old_cfg, state, start, elapsed)
     if tr.keep_best and start > 0:
         # The bar is the best evaluation before the checkpoint. A best.npz from after it is
         # overwritten when the (deterministic) rerun reaches that evaluation again.
         best = best_in_metrics(out / "metrics.csv")
     write_json(out / "config.json", cfg.to_dict())
+    if resuming:
+        append_history(out, start, changes)
 
     k_train, k_eval = train_key(tr.seed), eval_key(tr.seed)
+    kept = start or None
     with MetricsLog(out / "metrics.csv", start) as log:
         t0 = time.perf_counter() - elapsed
         for step in range(start, tr.steps):
@@ -201,16 +248,16 @@ def train(
             state, loss, evals = _step(state, task.objective_at(step), key, est, opt, ema)
             loss = float(loss)
             if not np.isfinite(loss):
-                raise SimulationError(
-                    f"step {step}: the loss is not finite (a simulation blew up or the "
-                    "parameters diverged); lower optimizer.learning_rate or estimator.sigma, "
-                    "or task.dt_ms. The last checkpoint is kept."
-                )
+                raise _diverged(step, f"the training loss ({loss})", kept)
+            if not bool(_all_finite(state)):
+                raise _diverged(step, "the state after the update (parameters or optimiser)", kept)
             row: dict[str, Any] = {"step": step, "loss": loss, "evals": int(evals),
                                    "val_loss": "", "val_accuracy": ""}  # fmt: skip
             last = step + 1 == tr.steps
             if (step + 1) % tr.eval_every == 0 or last:
                 val_loss, val_acc = task.validate(evaluated(state, step + 1, ema), k_eval)
+                if not np.isfinite(val_loss):
+                    raise _diverged(step, f"the validation loss ({val_loss})", kept)
                 row["val_loss"] = val_loss
                 row["val_accuracy"] = val_acc if np.isfinite(val_acc) else ""
                 if tr.keep_best and rank(val_loss, val_acc) > best:
@@ -221,6 +268,7 @@ def train(
             log.write(row)
             if (step + 1) % tr.checkpoint_every == 0 or last:
                 save_checkpoint(ckpt, state, step + 1, row["seconds"])
+                kept = step + 1
             if progress is not None:
                 progress(step, row)
     seconds = time.perf_counter() - t0
@@ -236,3 +284,34 @@ def train(
         summary["best"].update({k: v for k, v in scores.items() if k != "data"})
     write_json(out / "summary.json", summary)
     return TrainResult(summary, task, params, k_eval)
+
+
+def _check_resumed_state(
+    out: Path, cfg: TrainConfig, old_cfg: TrainConfig, state: Any, start: int, elapsed: float
+) -> None:
+    """The checkpoint agrees with the run: a step the run could have reached, no more than
+    the new ``train.steps``, finite arrays, and metrics rows up to it (written at the same
+    time); a best.npz that can be read. Raises ConfigError before anything is written."""
+    ckpt = out / "checkpoint.npz"
+    if start > old_cfg.train.steps:
+        raise ConfigError(
+            f"{ckpt} says step {start}, but the run (config.json) trains "
+            f"{old_cfg.train.steps} steps: the checkpoint was edited or comes from another run, "
+            "and resuming would skip training; restore it, or train again into a new --out."
+        )
+    if start > cfg.train.steps:
+        raise ConfigError(
+            f"train.steps = {cfg.train.steps} is below the checkpoint's step ({start} in "
+            f"{ckpt}): a resumed run cannot undo steps; use train.steps >= {start}, or "
+            "evaluate the run as it is (weakgrad evaluate)."
+        )
+    bad = non_finite_leaves(state)
+    if bad:
+        raise ConfigError(
+            f"{ckpt} holds non-finite numbers (NaN or inf, arrays {bad[:5]}): it cannot be "
+            "continued; restore it, or train again into a new --out."
+        )
+    check_metrics_for_resume(out / "metrics.csv", start, elapsed)
+    best = out / "best.npz"
+    if cfg.train.keep_best and best.exists():
+        load_checkpoint(best, state)
