@@ -158,8 +158,9 @@ def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") 
 
     ``folder`` is created if needed and checked with :func:`writable_folder` (a file, a path
     under a file or a read-only folder raise ``ConfigError`` naming ``option``).
-    The lock is removed when the block ends, also on an exception (a ``kill -9`` leaves it
-    behind: the next run finds it stale). Yields the lock file's path.
+    Once held, leftover ``.staging-*`` folders of killed runs (see :func:`staged_outputs`)
+    are removed. The lock is removed when the block ends, also on an exception (a ``kill -9``
+    leaves it behind: the next run finds it stale). Yields the lock file's path.
     ``what`` says who holds it (e.g. ``"weakgrad landscape"``)."""
     import socket
     import uuid
@@ -232,6 +233,9 @@ def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") 
         break
     else:  # pragma: no cover - only under a storm of lock breaking
         raise ConfigError(f"could not lock the folder {folder}; try again.")
+    # Staging folders of killed runs (kill -9 skips their cleanup): nobody else writes here.
+    for leftover in folder.glob(".staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     try:
         yield lock
     finally:

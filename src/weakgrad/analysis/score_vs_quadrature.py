@@ -178,9 +178,10 @@ def score_vs_quadrature(
     check_scorecheck(sigma=sigma, samples=samples, seed=seed, points=points, x=x)
     x = np.linspace(-10, 10, points) if x is None else np.asarray(x, np.float64)
     rng = np.random.default_rng(seed)
-    mc = {int(s): _mc(f, x, sigma, int(s), rng) for s in samples}
-    quad = {int(s): _quadrature(f, x, sigma, int(s)) for s in samples}
-    reference = _reference(f, x, sigma)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+        mc = {int(s): _mc(f, x, sigma, int(s), rng) for s in samples}
+        quad = {int(s): _quadrature(f, x, sigma, int(s)) for s in samples}
+        reference = _reference(f, x, sigma)
     if not all(np.all(np.isfinite(v)) for v in [reference, *mc.values(), *quad.values()]):
         raise ConfigError(
             f"--sigma {sigma} overflows the smoothed loss (non-finite gradients); use a "
