@@ -147,7 +147,8 @@ def check_metrics_for_resume(path: Path, start: int, seconds: float) -> None:
         )
     if not _same_time(before[-1][3], seconds):
         raise ConfigError(
-            f"checkpoint.npz (step {start}, written at {seconds:.6g} s) does not match "
+            f"{path.parent / 'checkpoint.npz'} (step {start}, written at {seconds:.6g} s) "
+            "does not match "
             f"{path.name}'s row of step {start - 1}: the checkpoint's step was edited or the "
             f"files come from different runs; {_RESTORE}."
         )
