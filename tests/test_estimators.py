@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -54,19 +56,50 @@ def true_grad(p):
 P0 = {"a": jnp.ones(3), "b": jnp.full(2, 2.0)}
 
 
+# eqx.filter_jit without XLA's backend (LLVM) optimisations: most of these tests compile a
+# simulation that then runs for milliseconds, and at the default level compiling one takes
+# 3-5x longer (e.g. 2.2 s instead of 0.4 s for node perturbation on the sigmoid network).
+# The results are the same up to float rounding.
+_jit = functools.partial(eqx.filter_jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
 def _flat(tree):
     return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
 
 
-@eqx.filter_jit
+@_jit
 def _estimate(est, obj, params, state, key):
     return est.estimate(obj, params, state, key=key)
 
 
-@eqx.filter_jit
+@_jit
 def _grads_for_keys(est, obj, params, keys):
     """One estimate per key, in one compiled call."""
     return jax.vmap(lambda k: est.estimate(obj, params, est.init(params), key=k)[0])(keys)
+
+
+def _keys(seeds):
+    return jnp.stack([jax.random.key(k) for k in seeds])
+
+
+def _take(tree, i):
+    """Entry ``i`` of a pytree stacked along a leading axis (``_grads_for_keys``)."""
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+@_jit
+def _loss(obj, params, key):
+    return obj(params, key)
+
+
+@_jit
+def _readout(obj, params, key):
+    return obj.readout(params, key)
+
+
+def _reference(obj):
+    """Autodiff's gradient (key 0): the reference the estimates are compared with."""
+    return _estimate(Autodiff(), obj, obj.params(), (), jax.random.key(0))[0]
 
 
 def _rel_err(g, ref):
@@ -84,7 +117,7 @@ def test_descends_on_a_quadratic_under_jit(est):
     opt = optax.adam(0.05)  # scale-free: rank-shaped estimates are directions
     params, state, opt_state = P0, est.init(P0), opt.init(P0)
 
-    @eqx.filter_jit
+    @_jit
     def step(params, state, opt_state, key):
         g, state, info = est.estimate(obj, params, state, key=key)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes floats and int32 counts
@@ -118,7 +151,7 @@ def test_deterministic_and_keeps_dtype(est):
 def test_float64_on_request(est):
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), P0)
-        g, _, info = est.estimate(Objective(quadratic), p64, est.init(p64), key=jax.random.key(1))
+        g, _, info = _estimate(est, Objective(quadratic), p64, est.init(p64), jax.random.key(1))
         assert all(x.dtype == jnp.float64 for x in jax.tree_util.tree_leaves(g))
         assert np.isfinite(float(info.loss))
 
@@ -149,10 +182,8 @@ def test_monte_carlo_error_shrinks_like_one_over_sqrt_samples(make):
     ref = true_grad(P0)
 
     def mean_err(s):
-        errs = [
-            _rel_err(_estimate(make(s), obj, P0, (), jax.random.key(k))[0], ref) for k in range(12)
-        ]
-        return float(np.mean(errs))
+        g = _grads_for_keys(make(s), obj, P0, _keys(range(12)))
+        return float(np.mean([_rel_err(_take(g, k), ref) for k in range(12)]))
 
     small, large = mean_err(64), mean_err(1024)
     assert 2.5 < small / large < 6.5, (small, large)
@@ -181,11 +212,11 @@ def test_antithetic_regression_is_least_squares_on_the_paired_design():
         theta = jnp.asarray([0.3, -0.2, 0.5])
         obj = Objective(lambda t, key: jnp.sum(jnp.sin(3 * t)) + t[0] * t[1])
         est = Regression(sigma=0.2, samples=20, antithetic=True, ridge=0.0)
-        g, _, _ = est.estimate(obj, theta, (), key=jax.random.key(0))
+        g, _, _ = _estimate(est, obj, theta, (), jax.random.key(0))
         k_base = jax.random.split(jax.random.key(0), 4)[0]
         z = np.asarray(wg.random.normal_array(k_base, (10, 3), jnp.float64))
         pts = np.concatenate([z, -z])
-        y = np.asarray([float(obj(theta + 0.2 * jnp.asarray(p), None)) for p in pts])
+        y = np.asarray(jax.vmap(lambda q: obj(theta + 0.2 * q, None))(jnp.asarray(pts)))
         x = np.column_stack([np.ones(20), pts])
         ref = np.linalg.lstsq(x, y, rcond=None)[0][1:] / 0.2
         np.testing.assert_allclose(np.asarray(g), ref, rtol=1e-8)
@@ -222,10 +253,10 @@ def test_regression_stderr_covers_the_error():
     obj = Objective(lambda p, key: quadratic(p, key) + 0.0)
     est = Regression(sigma=0.05, samples=400)
     hits = 0
+    g, _, info = _jit(jax.vmap(lambda k: est.estimate(obj, P0, (), key=k)))(_keys(range(20)))
     for k in range(20):
-        g, _, info = _estimate(est, obj, P0, (), jax.random.key(k))
-        err = np.abs(_flat(g) - _flat(true_grad(P0)))
-        hits += np.sum(err < 3 * _flat(info.stderr) + 1e-6)
+        err = np.abs(_flat(_take(g, k)) - _flat(true_grad(P0)))
+        hits += np.sum(err < 3 * _flat(_take(info.stderr, k)) + 1e-6)
     assert hits >= 0.9 * 20 * 5
 
 
@@ -323,10 +354,9 @@ def test_host_objective_seeds_are_common_or_independent():
         return _host_quadratic(thetas)
 
     obj = HostObjective(fn, takes_seed=True)
-    GaussianSmoothing(sigma=0.05, samples=8).estimate(obj, P0, (), key=jax.random.key(0))
-    GaussianSmoothing(sigma=0.05, samples=8, common_noise=False).estimate(
-        obj, P0, (), key=jax.random.key(0)
-    )
+    for common in [True, False]:
+        est = GaussianSmoothing(sigma=0.05, samples=8, common_noise=common)
+        jax.block_until_ready(_estimate(est, obj, P0, (), jax.random.key(0)))
     assert len(set(seen[0].tolist())) == 1
     assert len(set(seen[1].tolist())) == 8
 
@@ -346,10 +376,17 @@ def test_host_objective_bad_output(fn, message):
         )
 
 
+@functools.cache
 def _sigmoid_objective():
     net = wg.Network.feedforward((12, 8, 4), wg.Sigmoid(), key=jax.random.key(0), scale=2.0)
     x = jax.random.normal(jax.random.key(1), (6, 12))
     return NetworkObjective(net, x, jnp.arange(6) % 4, OneHotMSE())
+
+
+@functools.cache
+def _sigmoid_reference():
+    """Autodiff's gradient on the sigmoid network, computed once for all its tests."""
+    return _reference(_sigmoid_objective())
 
 
 def _cosine(a, b):
@@ -360,7 +397,7 @@ def _cosine(a, b):
 def test_node_perturbation_matches_autodiff_on_a_smooth_network():
     obj = _sigmoid_objective()
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _sigmoid_reference()
     cos = {}
     for s in [16, 2048]:
         g, _, info = _estimate(
@@ -379,7 +416,7 @@ def test_node_perturbation_matches_autodiff_on_a_smooth_network():
 def test_node_perturbation_needs_far_fewer_samples_than_weight_perturbation():
     obj = _sigmoid_objective()
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _sigmoid_reference()
     node, _, _ = _estimate(NodePerturbation(sigma=1e-2, samples=128), obj, p, (), jax.random.key(1))
     weight, _, _ = _estimate(
         GaussianSmoothing(sigma=1e-2, samples=128), obj, p, (), jax.random.key(1)
@@ -400,7 +437,7 @@ def _hh_objective(steps, loss=None, **kw):
 def test_node_perturbation_on_hodgkin_huxley_network():
     obj = _hh_objective(100)
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _reference(obj)
     g, _, info = _estimate(NodePerturbation(sigma=0.5, samples=1024), obj, p, (), jax.random.key(1))
     assert np.isfinite(float(info.loss))
     assert _cosine(g, ref) > 0.7
@@ -411,12 +448,13 @@ def test_surrogate_gradient_on_a_spiking_network():
     x = jnp.abs(jax.random.normal(jax.random.key(1), (3, 5)))
     obj = NetworkObjective(net, x, jnp.array([0, 1, 2]), OneHotMSE(high=0.1), dt=0.5, steps=100)
     p = obj.params()
-    exact, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    exact = _reference(obj)
     assert not np.any(_flat(exact))  # spikes are steps: autodiff sees nothing
+    loss = float(_loss(obj, p, jax.random.key(0)))
     for s in [SuperSpike(beta=1.0), SigmoidSurrogate(beta=0.5), EscapeNoiseMatched(beta=0.5)]:
-        g, _, info = SurrogateGradient(s).estimate(obj, p, (), key=jax.random.key(0))
+        g, _, info = _estimate(SurrogateGradient(s), obj, p, (), jax.random.key(0))
         assert np.all(np.isfinite(_flat(g))) and np.any(_flat(g))
-        assert float(info.loss) == pytest.approx(float(obj(p, jax.random.key(0))))
+        assert float(info.loss) == pytest.approx(loss)
 
 
 def test_escape_noise_matched_surrogate_is_the_escape_derivative():
@@ -459,7 +497,7 @@ def test_stepwise_node_perturbation_is_exact_for_a_single_step_network():
     # One step: the immediate effect is the whole effect, so the probes see the gradient.
     obj = _sigmoid_objective()
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _sigmoid_reference()
     g4, _, _ = _estimate(
         StepwiseNodePerturbation(sigma=1e-2, samples=4), obj, p, (), jax.random.key(1)
     )
@@ -468,7 +506,7 @@ def test_stepwise_node_perturbation_is_exact_for_a_single_step_network():
     )
     assert _cosine(g, ref) > 0.99 and _cosine(g, ref) > _cosine(g4, ref)
     assert _rel_err(g, ref) < 0.15
-    assert float(info.loss) == pytest.approx(float(obj(p, jax.random.key(1))), rel=1e-5)
+    assert float(info.loss) == pytest.approx(float(_loss(obj, p, jax.random.key(1))), rel=1e-5)
 
 
 @pytest.mark.parametrize("est", network_estimators(), ids=lambda e: type(e).__name__)
@@ -499,7 +537,7 @@ def test_stepwise_probes_see_exactly_the_within_step_effect():
     targets = jnp.asarray([[1.0, 0.0], [0.0, 1.0]])
     obj = NetworkObjective(net, x, targets, losses.MSE(), dt=dt, steps=steps)
     p = obj.params()
-    readout, _ = obj.readout(p, jax.random.key(0))
+    readout, _ = _readout(obj, p, jax.random.key(0))
     dl = jax.vmap(jax.grad(losses.MSE()))(readout, targets) / 2  # batch mean
     a = 1 - np.exp(-dt / tau)
     expected = a * np.asarray(x).T @ np.asarray(dl)
@@ -513,7 +551,7 @@ def test_stepwise_probes_see_exactly_the_within_step_effect():
         np.asarray(g[0]["bias"]), a * np.asarray(dl).sum(0), rtol=0.1, atol=1e-3
     )
     # Autodiff sees the later steps too: a different (larger) gradient.
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _reference(obj)
     assert np.linalg.norm(np.asarray(ref[0]["weight"])) > 1.5 * np.linalg.norm(expected)
 
 
@@ -524,7 +562,7 @@ def test_held_node_noise_is_unbiased_and_beats_white_noise_on_spiking_neurons():
     x = jax.random.normal(jax.random.key(1), (6, 12))
     obj = NetworkObjective(net, x, jnp.arange(6) % 4, OneHotMSE(), dt=1.0, steps=50)
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _reference(obj)
     for hold in [1, 10, None]:
         g, _, info = _estimate(
             NodePerturbation(sigma=1e-2, samples=2048, hold=hold), obj, p, (), jax.random.key(1)
@@ -538,17 +576,13 @@ def test_held_node_noise_is_unbiased_and_beats_white_noise_on_spiking_neurons():
     # spikes, so white noise wastes most of its variance on steps that do not matter.
     obj = _hh_objective(200)
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
-    cos = {
-        hold: np.mean(
-            [
-                _cosine(NodePerturbation(sigma=0.05, samples=256, hold=hold).estimate(
-                    obj, p, (), key=jax.random.key(k))[0], ref)
-                for k in range(4)
-            ]
+    ref = _reference(obj)
+    cos = {}
+    for hold in [1, None]:
+        g = _grads_for_keys(
+            NodePerturbation(sigma=0.05, samples=256, hold=hold), obj, p, _keys(range(4))
         )
-        for hold in [1, None]
-    }  # fmt: skip
+        cos[hold] = np.mean([_cosine(_take(g, k), ref) for k in range(4)])
     assert cos[None] > 0.9 and cos[None] > cos[1] + 0.1, cos
 
 
@@ -556,26 +590,21 @@ def test_antithetic_node_perturbation_is_unbiased_and_cancels_curvature():
     # Many pairs: matches autodiff like the plain estimator (each pair is 2 evaluations).
     obj = _sigmoid_objective()
     p = obj.params()
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _sigmoid_reference()
     g, _, info = _estimate(
         NodePerturbation(sigma=1e-2, samples=2048, antithetic=True), obj, p, (), jax.random.key(1)
     )
     assert _cosine(g, ref) > 0.98 and int(info.evals) == 2049
     # Near a minimum the loss's curvature along each draw is the plain estimator's noise
     # (of order sigma); each pair's difference cancels it, leaving the small gradient.
-    readout, _ = obj.readout(p, jax.random.key(0))
+    readout, _ = _readout(obj, p, jax.random.key(0))
     near = NetworkObjective(obj.net, obj.inputs, readout + 0.01, losses.MSE())
-    ref, _, _ = Autodiff().estimate(near, p, (), key=jax.random.key(0))
-    err = {
-        anti: np.mean(
-            [
-                np.sum((_flat(NodePerturbation(sigma=0.3, samples=16, antithetic=anti).estimate(
-                    near, p, (), key=jax.random.key(k))[0]) - _flat(ref)) ** 2)
-                for k in range(8)
-            ]
-        )
-        for anti in [False, True]
-    }  # fmt: skip
+    ref = _reference(near)
+    err = {}
+    for anti in [False, True]:
+        est = NodePerturbation(sigma=0.3, samples=16, antithetic=anti)
+        g = _grads_for_keys(est, near, p, _keys(range(8)))
+        err[anti] = np.mean([np.sum((_flat(_take(g, k)) - _flat(ref)) ** 2) for k in range(8)])
     assert err[True] < 0.35 * err[False], err
     with pytest.raises(ValueError, match=r"NodePerturbation.samples must be even"):
         NodePerturbation(samples=5, antithetic=True)
@@ -585,18 +614,18 @@ def test_node_perturbation_sigma_per_layer():
     obj = _sigmoid_objective()
     p = obj.params()
     key = jax.random.key(3)
-    same = NodePerturbation(sigma=(0.02, 0.02), samples=8).estimate(obj, p, (), key=key)[0]
-    scalar = NodePerturbation(sigma=0.02, samples=8).estimate(obj, p, (), key=key)[0]
+    same = _estimate(NodePerturbation(sigma=(0.02, 0.02), samples=8), obj, p, (), key)[0]
+    scalar = _estimate(NodePerturbation(sigma=0.02, samples=8), obj, p, (), key)[0]
     np.testing.assert_allclose(_flat(same), _flat(scalar), rtol=1e-6)
     # Each layer sees its own sigma: layer 1 alone with (a, b) equals layer 1 alone with b.
     mixed = NodePerturbation(sigma=(0.5, 0.02), samples=8, layers=(1,))
     alone = NodePerturbation(sigma=0.02, samples=8, layers=(1,))
     np.testing.assert_allclose(
-        _flat(mixed.estimate(obj, p, (), key=key)[0]),
-        _flat(alone.estimate(obj, p, (), key=key)[0]),
+        _flat(_estimate(mixed, obj, p, (), key)[0]),
+        _flat(_estimate(alone, obj, p, (), key)[0]),
         rtol=1e-6,
     )
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _sigmoid_reference()
     for layer in range(2):  # each layer's estimate is scaled by its own sigma
         est = NodePerturbation(sigma=(1e-2, 3e-2), samples=2048, layers=(layer,))
         g, _, _ = _estimate(est, obj, p, (), jax.random.key(1))
@@ -614,12 +643,13 @@ def test_alternate_node_perturbation_injects_noise_into_one_layer():
     p = obj.params()
     est = Alternate(NodePerturbation(sigma=1e-2, samples=16))
     state = est.init(p)
+    alone = {}  # each layer alone, with the key the alternation gives it
+    for layer in [0, 1]:
+        one = NodePerturbation(sigma=1e-2, samples=16, layers=(layer,))
+        alone[layer] = _estimate(one, obj, p, (), jax.random.key(layer))[0]
     for layer in [0, 1, 0]:
-        g, state, _ = est.estimate(obj, p, state, key=jax.random.key(layer))
-        alone, _, _ = NodePerturbation(sigma=1e-2, samples=16, layers=(layer,)).estimate(
-            obj, p, (), key=jax.random.key(layer)
-        )
-        np.testing.assert_allclose(_flat(g), _flat(alone), rtol=2e-3, atol=1e-6)
+        g, state, _ = _estimate(est, obj, p, state, jax.random.key(layer))
+        np.testing.assert_allclose(_flat(g), _flat(alone[layer]), rtol=2e-3, atol=1e-6)
 
 
 def _noisy_hh_objective():
@@ -631,17 +661,28 @@ def _noisy_hh_objective():
     return NetworkObjective(net, x, jnp.arange(3), OneHotMSE(high=0.3), dt=0.05, steps=60)
 
 
+@_jit
+def _losses_and_readout(obj, params, key):
+    return obj.per_example(params, key), obj.readout(params, key)
+
+
+@_jit
+def _tail_losses_and_readout(obj, params, key, first):
+    """The same for ``obj.tail(params, key, first)`` on ``params[first:]``."""
+    tail = obj.tail(params, key, first)
+    return tail.per_example(params[first:], key), tail.readout(params[first:], key)
+
+
 def test_tail_objective_reproduces_the_whole_network():
     obj = _noisy_hh_objective()
     p, key = obj.params(), jax.random.key(5)
-    whole = np.asarray(obj.per_example(p, key))
+    whole, (readout, valid) = _losses_and_readout(obj, p, key)
+    whole = np.asarray(whole)
     assert np.isnan(whole[0]) and np.all(np.isfinite(whole[1:]))
-    readout, valid = obj.readout(p, key)
     for first in (1, 2):
-        tail = obj.tail(p, key, first)
+        tail_losses, (r, v) = _tail_losses_and_readout(obj, p, key, first)
         # Same losses (the neuron noise of the upper layers included), same NaN.
-        np.testing.assert_array_equal(np.asarray(tail.per_example(p[first:], key)), whole)
-        r, v = tail.readout(p[first:], key)
+        np.testing.assert_array_equal(np.asarray(tail_losses), whole)
         np.testing.assert_array_equal(np.asarray(v), np.asarray(valid))
         np.testing.assert_array_equal(np.asarray(r)[1:], np.asarray(readout)[1:])
     with pytest.raises(ValueError, match=r"tail\(first=3\) needs 0 < first < 3"):
@@ -657,15 +698,18 @@ def test_node_perturbation_reuses_the_unperturbed_lower_layers(kw):
     obj = _noisy_hh_objective()
     p, key = obj.params(), jax.random.key(7)
     est = NodePerturbation(sigma=0.5, samples=8, **kw)
-    shared, _, info = est.estimate(obj, p, (), key=key)
-    alone, _, ref = NodePerturbation(sigma=0.5, samples=8, reuse_lower=False, **kw).estimate(
-        obj, p, (), key=key
+    shared, _, info = _estimate(est, obj, p, (), key)
+    alone, _, ref = _estimate(
+        NodePerturbation(sigma=0.5, samples=8, reuse_lower=False, **kw), obj, p, (), key
     )
     assert int(info.evals) == int(ref.evals) == 9
     np.testing.assert_array_equal(float(info.loss), float(ref.loss))  # NaN from example 0
     for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(alone), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-9)
     assert not np.any(np.asarray(shared[0]["weight"]))
+
+
+_noisy_readouts = _jit(noisy_readouts)  # sigma and draws are static
 
 
 def test_noisy_readouts_spread_as_the_closed_form_on_a_linear_network():
@@ -675,16 +719,16 @@ def test_noisy_readouts_spread_as_the_closed_form_on_a_linear_network():
     obj = NetworkObjective(net, jax.random.normal(jax.random.key(1), (2, 5)), jnp.arange(2),
                            OneHotMSE())  # fmt: skip
     p, key, n = obj.params(), jax.random.key(2), 4000
-    clean = np.asarray(obj.readout(p, key)[0])
-    r, valid = noisy_readouts(obj, p, key, (0.5, 0.2), n)
+    clean = np.asarray(_readout(obj, p, key)[0])
+    r, valid = _noisy_readouts(obj, p, key, (0.5, 0.2), n)
     assert r.shape == (n, 2, 3) and bool(valid.all())
     var = 0.25 * np.sum(np.asarray(p[1]["weight"]) ** 2, 0) + 0.04
     r = np.asarray(r)
     np.testing.assert_allclose(r.mean(0), clean, atol=4 * np.sqrt(var.max() / n))
     np.testing.assert_allclose(r.var(0), np.broadcast_to(var, (2, 3)), rtol=0.1)
     assert np.corrcoef(r[:, 0, 0], r[:, 1, 0])[0, 1] < 0.1  # independent per example
-    np.testing.assert_array_equal(np.asarray(noisy_readouts(obj, p, key, (0.5, 0.2), n)[0]), r)
-    quiet = np.asarray(noisy_readouts(obj, p, key, (0.0, 0.0), 2)[0])
+    np.testing.assert_array_equal(np.asarray(_noisy_readouts(obj, p, key, (0.5, 0.2), n)[0]), r)
+    quiet = np.asarray(_noisy_readouts(obj, p, key, (0.0, 0.0), 2)[0])
     np.testing.assert_allclose(quiet, np.broadcast_to(clean, quiet.shape), rtol=1e-6)
     with pytest.raises(ValueError, match=r"needs one value >= 0 per layer \(2\)"):
         noisy_readouts(obj, p, key, (0.5,), 2)
@@ -697,14 +741,15 @@ def test_node_perturbation_samples_per_layer():
     p = obj.params()
     per_layer = Alternate(NodePerturbation(sigma=1e-2, samples=(12, 4)))
     state = per_layer.init(p)
+    alone = {}  # each layer alone, with the key the alternation gives it
+    for layer, count in [(0, 12), (1, 4)]:
+        one = NodePerturbation(sigma=1e-2, samples=count, layers=(layer,))
+        alone[layer] = _estimate(one, obj, p, (), jax.random.key(10 + layer))
     for layer, count in [(0, 12), (1, 4), (0, 12)]:
-        key = jax.random.key(10 + layer)
-        g, state, info = per_layer.estimate(obj, p, state, key=key)
-        alone, _, ref = NodePerturbation(sigma=1e-2, samples=count, layers=(layer,)).estimate(
-            obj, p, (), key=key
-        )
+        g, state, info = _estimate(per_layer, obj, p, state, jax.random.key(10 + layer))
+        g_alone, _, ref = alone[layer]
         assert int(info.evals) == count + 1 == int(ref.evals)
-        np.testing.assert_allclose(_flat(g), _flat(alone), rtol=2e-3, atol=1e-6)
+        np.testing.assert_allclose(_flat(g), _flat(g_alone), rtol=2e-3, atol=1e-6)
     with pytest.raises(ValueError, match=r"needs one perturbed layer per estimate"):
         NodePerturbation(samples=(8, 4)).estimate(obj, p, (), key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"has 3 counts; the network has 2 layers"):
@@ -722,15 +767,15 @@ def test_voltage_readout_with_node_perturbation_and_its_limits():
     obj = _hh_objective(200, SoftmaxCrossEntropy(0.5), read=MeanVoltage())
     net, x = obj.net, obj.inputs
     p = obj.params()
-    trace = wg.simulate(
+    trace = _jit(wg.simulate)(
         net, x[0], dt=0.05, steps=200, record=wg.Record(voltages=True), key=jax.random.key(0)
     )
-    readout, _ = obj.readout(p, jax.random.key(0))
+    readout, _ = _readout(obj, p, jax.random.key(0))
     np.testing.assert_allclose(readout[0], trace.voltages[-1].mean(0), rtol=1e-5)
-    ref, _, _ = Autodiff().estimate(obj, p, (), key=jax.random.key(0))
+    ref = _reference(obj)
     # sigma well below the distance to the nearest spike threshold (about 0.05 in b0[0]).
-    g, _, _ = NodePerturbation(sigma=2e-3, samples=512, hold=None).estimate(
-        obj, p, (), key=jax.random.key(1)
+    g, _, _ = _estimate(
+        NodePerturbation(sigma=2e-3, samples=512, hold=None), obj, p, (), jax.random.key(1)
     )
     assert _cosine(g, ref) > 0.9
     with pytest.raises(ValueError, match="needs the MeanOutput readout, got MeanVoltage"):
