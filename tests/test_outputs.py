@@ -360,7 +360,8 @@ def test_hostile_input_is_one_line_exit_2_and_the_folder_is_unchanged(
     assert _listing(folder) == before  # nothing written, no lock or staging left
 
 
-# Wrong types: Typer's own usage message (several lines), exit 2, naming the option.
+# Wrong types, unknown options and commands: Typer's own usage errors, as one line, exit 2,
+# naming the option and where the help is.
 @pytest.mark.parametrize(
     "args",
     [
@@ -374,8 +375,23 @@ def test_hostile_input_is_one_line_exit_2_and_the_folder_is_unchanged(
 def test_wrong_types_are_exit_2_naming_the_option(folder, args):
     before = _listing(folder)
     code, _, err = _cli(*args.split(), "--out", folder)
-    assert code == 2 and f"'{args.split()[1]}'" in err and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"'{args.split()[1]}'" in lines[0], err
+    assert f"(see weakgrad {args.split()[0]} --help)" in lines[0]
     assert _listing(folder) == before
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        ("landscape --nope", "No such option: --nope"),
+        ("frobnicate", "No such command 'frobnicate'"),
+    ],
+)
+def test_unknown_options_and_commands_are_one_line_exit_2(args, needle):
+    code, out, err = _cli(*args.split())
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and not out, err
 
 
 def test_a_small_run_over_an_earlier_one_replaces_the_set(folder):

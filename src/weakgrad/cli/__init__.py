@@ -65,11 +65,23 @@ def main() -> None:
     """Entry point: bad user input (ConfigError) is one line and exit 2; failed numerics one
     line and exit 1; anything else is a bug and keeps its traceback (exit 1)."""
     _use_all_cores()
+    # Typer's (click's) own usage errors: a wrong type, an unknown option or command. Taken
+    # from the public BadParameter's bases, whichever click Typer ships with.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="weakgrad")
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except usage_error as e:
+        if not sys.argv[1:]:  # no arguments: Typer has printed the help
+            sys.exit(0)
+        path = e.ctx.command_path if e.ctx is not None else "weakgrad"
+        typer.echo(f"error: {e.format_message()} (see {path} --help)", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("aborted.", err=True)
+        sys.exit(1)
     except Exception as e:
         if not _numerics_failed(e):
             raise
@@ -77,6 +89,7 @@ def main() -> None:
         line = next((m for m in lines if "blew up" in m), lines[0] if lines else repr(e))
         typer.echo(f"error: {line.strip()}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 # Commands register themselves on `app` when their module is imported.

@@ -66,7 +66,9 @@ def landscape(
         tuple[float, float] | None, typer.Option(help="LO HI: sweep only [LO, HI] (a zoom).")
     ] = None,
     points: Annotated[
-        int | None, typer.Option(help="Points in [w-min, w-max] (default 301; per axis 51 in 2-D).")
+        int | None,
+        # "\\[": rich would read "[w-min, w-max]" as markup and drop it.
+        typer.Option(help="Points in \\[w-min, w-max] (default 301; per axis 51 in 2-D)."),
     ] = None,
     trials: Annotated[int, typer.Option(help="Noisy trials (neurons) per weight.")] = 1,
     noise: Annotated[float, typer.Option(help="Noise current std, uA/cm^2 per step.")] = 0.0,
