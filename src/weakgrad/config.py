@@ -30,6 +30,7 @@ autodiff baseline.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import tomllib
@@ -206,11 +207,12 @@ class Section:
 
 
 @dataclasses.dataclass(frozen=True)
-class EstimatorSection(Section):
+class EstimatorSection(Section, abc.ABC):
     """``[estimator]``: ``name`` picks the subclass; :meth:`build` makes the estimator."""
 
     SECTION: ClassVar[str] = "estimator"
 
+    @abc.abstractmethod
     def build(self, *, dt_ms: float | None = None) -> Any:
         """The estimator (an ``AbstractEstimator``); ``dt_ms``: the task's time step, for
         estimators that count time in steps."""
@@ -409,23 +411,24 @@ class AutodiffSection(EstimatorSection):
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskSection(Section):
+class TaskSection(Section, abc.ABC):
     """``[task]``: ``name`` picks the subclass; :meth:`build` makes the task object."""
 
     SECTION: ClassVar[str] = "task"
 
     @property
+    @abc.abstractmethod
     def n_layers(self) -> int:
-        raise NotImplementedError
+        """Layers of the task's network."""
 
     @property
+    @abc.abstractmethod
     def time_step(self) -> float | None:
         """The simulation step in ms (None: a network without time)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build(self, cfg: TrainConfig) -> Any:
         """The task object (a :class:`weakgrad.tasks.base.AbstractTask`)."""
-        raise NotImplementedError
 
     @classmethod
     def _unknown(cls, key: str) -> ConfigError:

@@ -7,6 +7,7 @@ is active (perceptron) or the activation itself (sigmoid, linear).
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import jax
@@ -21,11 +22,14 @@ __all__ = ["Perceptron", "Sigmoid", "Linear"]
 
 
 class _RateUnit(AbstractNeuron):
+    """A memoryless unit: its output is ``activation(current)`` (abstract)."""
+
     def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
         return jnp.zeros(shape, dtype)
 
+    @abc.abstractmethod
     def activation(self, x: Array) -> Array:
-        raise NotImplementedError
+        """The unit's output for input ``x``."""
 
     def step(
         self, state: Array, current: Array, dt: float | Array, *, key: StepKey | None = None
