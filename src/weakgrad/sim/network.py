@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from weakgrad.sim.init import AbstractInit
 from weakgrad.sim.neurons._base import AbstractNeuron
 from weakgrad.sim.random import StepKey, stream_keys
 from weakgrad.sim.synapses import AbstractSynapse, Instantaneous
@@ -166,15 +167,26 @@ class Network(eqx.Module):
         bias: float = 0.0,
         synapse: AbstractSynapse = Instantaneous(),
         dtype: Any = jnp.float32,
+        init: AbstractInit | None = None,
     ) -> Network:
         """Fully connected stack ``sizes[0] -> sizes[1] -> ...``, weights
-        ``N(0, (scale / sqrt(fan_in))^2)``."""
+        ``N(0, (scale / sqrt(fan_in))^2)``, or drawn by ``init`` (an
+        :class:`~weakgrad.sim.init.AbstractInit`, e.g. ``Orthogonal(gain)``; then ``scale``
+        must stay 1) with the same per-layer keys."""
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input size and at least one layer, got {sizes}.")
+        if init is not None and scale != 1.0:
+            raise ValueError(
+                f"Network.feedforward: scale={scale} with init={init!r}; put the scale in the "
+                "init (e.g. Gaussian(scale), Orthogonal(gain)) and leave scale at 1."
+            )
         keys = jax.random.split(key, len(sizes) - 1)
         layers = []
         for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
-            w = scale / np.sqrt(n_in) * jax.random.normal(k, (n_in, n_out), dtype)
+            if init is None:
+                w = scale / np.sqrt(n_in) * jax.random.normal(k, (n_in, n_out), dtype)
+            else:
+                w = init(k, n_in, n_out, dtype)
             layers.append(Layer(w, jnp.full((n_out,), bias, dtype), neuron, synapse))
         return cls(tuple(layers))
 
