@@ -93,7 +93,7 @@ def main() -> None:
 
 
 # Commands register themselves on `app` when their module is imported.
-from weakgrad.cli import analysis, train  # noqa: E402, F401
+from weakgrad.cli import analysis, reproduce, train  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,132 @@
+"""The experiment interface of ``weakgrad reproduce``: frozen settings with ``quick()``,
+``full()`` and ``tiny()`` presets, ``run(settings) -> result``; the result holds its data,
+draws its figures, checks its claims and saves itself as a set (``weakgrad.io``).
+
+:func:`all_experiments` is the one registry, in the study's order.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from weakgrad.experiments.claims import Claim, Verdict
+
+__all__ = [
+    "ExperimentSettings",
+    "ExperimentResult",
+    "AbstractExperiment",
+    "RESULT_FILE",
+    "all_experiments",
+]
+
+# Written inside each experiment's staged set: settings, claims, figures, seconds.
+RESULT_FILE = "experiment.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSettings:
+    """Base of the experiments' frozen settings; ``as_dict`` is what is saved and compared
+    for the cache (JSON types only)."""
+
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+class ExperimentResult(abc.ABC):
+    """What an experiment returns: ``settings``, ``data`` (names to numbers or arrays, the
+    input of its claims' checks), figures, claims, and :meth:`save`."""
+
+    experiment: AbstractExperiment
+    settings: ExperimentSettings
+    data: Mapping[str, Any]
+
+    @abc.abstractmethod
+    def figures(self) -> dict[str, Any]:
+        """``{name: matplotlib figure}``; saved as ``name.png``."""
+
+    @abc.abstractmethod
+    def write_data(self, folder: Path) -> None:
+        """Write the data files (CSV/NPZ/JSON through ``weakgrad.io``) into ``folder``."""
+
+    def claims(self) -> list[tuple[Claim, Verdict, str]]:
+        """Every claim of the experiment with its verdict and what was measured."""
+        return [(c, *c.check(self.data)) for c in self.experiment.claims]
+
+    def save(self, folder: str | os.PathLike, *, seconds: float | None = None) -> dict:
+        """Write the data, ``NAME.png`` per figure and ``experiment.json`` (settings, claims,
+        figures, seconds) into ``folder`` as a set (:func:`weakgrad.io.staged_outputs`,
+        ``manifest.json`` last: a folder with a matching manifest holds one finished run).
+        Returns what ``experiment.json`` holds."""
+        from weakgrad.io import staged_outputs, write_json
+        from weakgrad.plots import save_figure
+
+        folder = Path(folder)
+        with staged_outputs(folder, command=f"reproduce --only {self.experiment.name}") as d:
+            self.write_data(d)
+            names = []
+            for name, fig in self.figures().items():
+                save_figure(fig, d / f"{name}.png")
+                names.append(f"{name}.png")
+            record = {
+                "experiment": self.experiment.name,
+                "settings": self.settings.as_dict(),
+                "figures": names,
+                "seconds": seconds,
+                "claims": [
+                    {"id": c.id, "verdict": v.value, "measured": m} for c, v, m in self.claims()
+                ],
+            }
+            write_json(d / RESULT_FILE, record)
+        return record
+
+
+class AbstractExperiment(abc.ABC):
+    """One experiment of the study. Subclasses set ``name`` (used by ``--only`` and as the
+    folder name), ``title``, ``section`` (the study's heading), ``claims`` and implement the
+    presets and :meth:`run`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    section: ClassVar[str]
+    claims: ClassVar[tuple[Claim, ...]]
+
+    @abc.abstractmethod
+    def quick(self) -> ExperimentSettings:
+        """Small sizes: under a minute on 2 cores."""
+
+    @abc.abstractmethod
+    def full(self) -> ExperimentSettings:
+        """The study's sizes."""
+
+    @abc.abstractmethod
+    def tiny(self) -> ExperimentSettings:
+        """Test sizes: a few seconds, files and figures only (claims mean little here)."""
+
+    @abc.abstractmethod
+    def run(
+        self, settings: ExperimentSettings, *, progress: Callable[[int], None] | None = None
+    ) -> ExperimentResult:
+        """Compute the experiment at ``settings``."""
+
+
+def all_experiments() -> list[AbstractExperiment]:
+    """Every experiment of ``weakgrad reproduce``, in the study's order."""
+    from weakgrad.experiments.descent import FdDescent, RegressionDescent
+    from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
+    from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
+
+    return [
+        SingleNeuronLandscape(),
+        TrialAveraging(),
+        FdDescent(),
+        RegressionDescent(),
+        ScoreVsQuadratureExperiment(),
+    ]

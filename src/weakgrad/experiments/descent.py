@@ -1,0 +1,233 @@
+"""Study 000, "Gradient Descent on This Landscape": descent on the sampled single-neuron
+curve with centered finite differences (eta 0.1 and 0.2) and with a regression slope over
+10 neighbours and a growing learning rate. The curve is
+:meth:`weakgrad.analysis.descend.DescendSettings.sweep_settings`'s (what ``weakgrad descend``
+descends), the paths :func:`weakgrad.analysis.descend.grid_descent`'s."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.claims import Claim, Verdict, low_loss_level
+
+__all__ = [
+    "DescentSettings",
+    "FdDescent",
+    "RegressionDescent",
+    "check_fd_two_values",
+    "check_fd_zero_slope",
+    "check_regression_converges",
+]
+
+SECTION = "Gradient Descent on This Landscape"
+
+
+@dataclasses.dataclass(frozen=True)
+class DescentSettings(ExperimentSettings):
+    """The noise-free single-neuron curve on ``points`` points of [0, 3] (``tau_ms`` per
+    point), descended from ``w0`` for ``steps`` steps at each learning rate of ``etas``,
+    multiplied by ``growth`` per step; ``neighbours`` per side for the regression slope."""
+
+    tau_ms: float = 1000.0
+    points: int = 301
+    w0: float = 1.5
+    steps: int = 50
+    etas: tuple[float, ...] = (0.1, 0.2)
+    growth: float = 1.0
+    neighbours: int = 10
+
+
+@functools.lru_cache(maxsize=2)
+def _sweep(sweep_settings):
+    from weakgrad.analysis.landscape import landscape_study
+
+    return landscape_study(sweep_settings).curve
+
+
+def _curve(s: DescentSettings, method: str, progress):
+    """The curve ``weakgrad descend`` would descend; swept once per process for both
+    experiments (same settings, same curve)."""
+    from weakgrad.analysis.descend import DescendSettings
+
+    d = DescendSettings(
+        method=method, eta=s.etas[0], w0=s.w0, steps=s.steps, growth=s.growth,
+        neighbours=s.neighbours, points=s.points, tau_ms=s.tau_ms, seed=s.seed,
+    )  # fmt: skip
+    return d, _sweep(d.sweep_settings())
+
+
+def _paths(s: DescentSettings, method: str, progress):
+    from weakgrad.analysis.descend import grid_descent
+
+    d, curve = _curve(s, method, progress)
+    w, loss = np.asarray(curve.w), np.asarray(curve.loss_mean)
+    paths = {
+        eta: grid_descent(
+            w, loss, w0=s.w0, eta=eta, steps=s.steps, slope=d.slope(), growth=s.growth
+        )
+        for eta in s.etas
+    }
+    return curve, paths
+
+
+def _path_data(curve, paths) -> dict[str, Any]:
+    data: dict[str, Any] = {"w": np.asarray(curve.w), "loss": np.asarray(curve.loss_mean)}
+    for eta, p in paths.items():
+        data[f"eta={eta:g}"] = {
+            "w": np.asarray(p.w), "loss": np.asarray(p.loss), "slope": np.asarray(p.slope),
+            "distinct_tail": p.distinct_tail(),
+        }  # fmt: skip
+    return data
+
+
+def check_fd_two_values(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """At eta 0.1: the last 10 steps visit exactly 2 grid points (reproduced); 1 point:
+    stuck but not jumping (partly); more: still moving (not reproduced)."""
+    p = data["eta=0.1"]
+    n = int(p["distinct_tail"])
+    points = f"{n} grid point{'s' if n != 1 else ''}"
+    measured = f"last 10 steps visit {points}, ending at w = {p['w'][-1]:.4g}"
+    verdict = Verdict.REPRODUCED if n == 2 else Verdict.PARTLY if n == 1 else Verdict.NOT_REPRODUCED
+    return verdict, measured
+
+
+def check_fd_zero_slope(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """At eta 0.2: the path stops (1 grid point in the last 10 steps) on an exactly zero
+    finite difference (reproduced); stuck (<= 2 points) on a non-zero one: partly."""
+    p = data["eta=0.2"]
+    n, slope = int(p["distinct_tail"]), float(p["slope"][-1])
+    measured = (
+        f"last 10 steps visit {n} grid point{'s' if n != 1 else ''}, final w = "
+        f"{p['w'][-1]:.4g}, finite difference there {slope:.3g}"
+    )
+    if n == 1 and slope == 0.0:
+        return Verdict.REPRODUCED, measured
+    return (Verdict.PARTLY if n <= 2 else Verdict.NOT_REPRODUCED), measured
+
+
+def check_regression_converges(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """The regression path ends in the low-loss region (loss within the lowest 10% of the
+    curve's range): reproduced; lower than where it started but not there: partly."""
+    (key,) = [k for k in data if k.startswith("eta=")]
+    p = data[key]
+    level = low_loss_level(data["loss"])
+    start, end = float(p["loss"][0]), float(p["loss"][-1])
+    measured = (
+        f"loss {start:.4g} at w = {p['w'][0]:.4g} -> {end:.4g} at w = {p['w'][-1]:.4g}; "
+        f"low-loss region: loss <= {level:.4g}"
+    )
+    if end <= level:
+        return Verdict.REPRODUCED, measured
+    return (Verdict.PARTLY if end < start else Verdict.NOT_REPRODUCED), measured
+
+
+FD_TWO_VALUES = Claim(
+    id="fd-eta-0.1-jumps-between-two-values",
+    section=SECTION,
+    claim="With initial w = 1.5 and eta = 0.1, finite-difference descent gets stuck because "
+    "it keeps jumping between two values.",
+    measures="distinct grid points in the last 10 steps: 2 reproduced, 1 partly (stuck, not "
+    "jumping), more not reproduced.",
+    check=check_fd_two_values,
+)
+FD_ZERO = Claim(
+    id="fd-eta-0.2-zero-gradient",
+    section=SECTION,
+    claim="With eta = 0.2, one of the approximate gradients is simply 0 (the curve is flat "
+    "at this point), so it gets stuck again.",
+    measures="the path stops on one grid point whose centered difference is exactly 0: "
+    "reproduced; stuck (<= 2 points) on a non-zero one: partly.",
+    check=check_fd_zero_slope,
+)
+REGRESSION = Claim(
+    id="regression-descent-converges",
+    section=SECTION,
+    claim="With a learning rate that grows over learning and the linear-regression slope "
+    "over 10 local neighbours, we get convergence.",
+    measures="the final loss lies in the low-loss region (lowest 10% of the curve's loss "
+    "range): reproduced; lower than the start but above it: partly.",
+    check=check_regression_converges,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DescentResult(ExperimentResult):
+    experiment: AbstractExperiment
+    settings: DescentSettings
+    data: Mapping[str, Any]
+    curve: Any  # Landscape1D
+    paths: Mapping[float, Any]  # eta -> DescentPath
+
+    def write_data(self, folder: Path) -> None:
+        self.curve.to_csv(folder / "landscape.csv")
+        for eta, p in self.paths.items():
+            p.to_csv(folder / f"path_eta_{eta:g}.csv")
+
+    def figures(self) -> dict[str, Any]:
+        from weakgrad.plots import plot_descent
+
+        s, name = self.settings, self.experiment.name
+        w, loss = np.asarray(self.curve.w), np.asarray(self.curve.loss_mean)
+        growth = f" x {s.growth:g}/step" if s.growth != 1 else ""
+        rule = "finite differences"
+        if name != "fd-descent":
+            rule = f"regression, {s.neighbours} neighbours"
+        return {
+            f"path_eta_{eta:g}": plot_descent(
+                w, loss, p, title=f"{rule}: eta = {eta:g}{growth}, w0 = {s.w0:g}"
+            )
+            for eta, p in self.paths.items()
+        }
+
+
+class FdDescent(AbstractExperiment):
+    """Centered finite-difference descent on the sampled curve from w = 1.5, eta 0.1 and
+    0.2 (the study's two runs)."""
+
+    name = "fd-descent"
+    title = "Finite-difference descent, eta 0.1 and 0.2"
+    section = SECTION
+    claims = (FD_TWO_VALUES, FD_ZERO)
+
+    def quick(self) -> DescentSettings:
+        return DescentSettings(tau_ms=200.0, points=301)
+
+    def full(self) -> DescentSettings:
+        return DescentSettings(tau_ms=1000.0, points=301)
+
+    def tiny(self) -> DescentSettings:
+        return DescentSettings(tau_ms=10.0, points=7, steps=5)
+
+    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _DescentResult:
+        curve, paths = _paths(settings, "fd", progress)
+        return _DescentResult(self, settings, _path_data(curve, paths), curve, paths)
+
+
+class RegressionDescent(AbstractExperiment):
+    """Descent with the least-squares slope over 10 neighbours on each side and a learning
+    rate growing by 10% a step (the study gives no factor; 1.1 is weakgrad's choice)."""
+
+    name = "regression-descent"
+    title = "Regression descent, 10 neighbours, growing learning rate"
+    section = SECTION
+    claims = (REGRESSION,)
+
+    def quick(self) -> DescentSettings:
+        return DescentSettings(tau_ms=200.0, points=301, etas=(0.1,), growth=1.1)
+
+    def full(self) -> DescentSettings:
+        return DescentSettings(tau_ms=1000.0, points=301, etas=(0.1,), growth=1.1)
+
+    def tiny(self) -> DescentSettings:
+        return DescentSettings(tau_ms=10.0, points=7, steps=5, etas=(0.1,), growth=1.1)
+
+    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _DescentResult:
+        curve, paths = _paths(settings, "regression", progress)
+        return _DescentResult(self, settings, _path_data(curve, paths), curve, paths)

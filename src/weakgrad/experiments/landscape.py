@@ -1,0 +1,330 @@
+"""Study 000, "Loss Landscape": the single HH neuron's turn-off landscape and its zoom, and
+the same with 10 noisy trials. The sweeps are :func:`weakgrad.analysis.landscape.landscape_study`;
+this module only chooses settings, draws and checks the claims. Nothing here imports JAX
+at module level (the CLI's ``--help`` lists the experiments)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.claims import Claim, Verdict, jump_mask, roughness
+
+__all__ = [
+    "LandscapeExperimentSettings",
+    "SingleNeuronLandscape",
+    "TrialAveraging",
+    "check_firing_stop",
+    "check_staircase",
+    "check_jumps_at_spike_changes",
+    "check_ten_trials_straight",
+    "check_jumps_less_extreme",
+]
+
+SECTION = "Loss Landscape"
+ZOOM = (0.5, 0.75)
+I0 = 34.6  # uA/cm^2 per unit weight, as the study and `weakgrad landscape`
+
+
+@dataclasses.dataclass(frozen=True)
+class LandscapeExperimentSettings(ExperimentSettings):
+    """Sweeps of the single neuron's input weight on [0, 3] (``points``) and the zoom
+    [0.5, 0.75] (``zoom_points``); ``tau_ms`` simulated per trial at ``dt_ms``; the noisy
+    sweeps use ``trials`` trials of noise ``noise`` uA/cm^2 per step."""
+
+    tau_ms: float = 1000.0
+    dt_ms: float = 0.01
+    points: int = 301
+    zoom_points: int = 301
+    trials: int = 10
+    noise: float = 5.0
+
+
+def _sweep(s: LandscapeExperimentSettings, *, zoom: bool, trials: int, noise: float, progress):
+    from weakgrad.analysis.landscape import LandscapeSettings, landscape_study
+
+    settings = LandscapeSettings(
+        zoom=ZOOM if zoom else None, w_min=0.0, w_max=3.0,
+        points=s.zoom_points if zoom else s.points, trials=trials, noise=noise,
+        tau_ms=s.tau_ms, dt_ms=s.dt_ms, i0=I0, seed=s.seed,
+    )  # fmt: skip
+    return landscape_study(settings, progress=progress).curve
+
+
+def _curve_data(prefix: str, curve) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_w": np.asarray(curve.w),
+        f"{prefix}_loss": np.asarray(curve.loss_mean),
+        f"{prefix}_spikes": np.asarray(curve.spikes_mean),
+    }
+
+
+# --- claims of the single-trial landscape ------------------------------------------------
+
+
+def check_firing_stop(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Where firing stops (``analysis.landscape.firing_stop``) against the study's w ~ 1.8.
+    The study gives one decimal: within 0.1 reproduces it; within 0.3 is "partly"."""
+    from weakgrad.analysis.landscape import firing_stop
+
+    stop = firing_stop(data["full_w"], data["full_spikes"])
+    if stop is None:
+        return Verdict.NOT_REPRODUCED, "repetitive firing does not stop on [0, 3]"
+    off = abs(stop - 1.8)
+    verdict = (
+        Verdict.REPRODUCED if off <= 0.1 + 1e-9 else Verdict.PARTLY if off <= 0.3 + 1e-9
+        else Verdict.NOT_REPRODUCED
+    )  # fmt: skip
+    return verdict, f"repetitive firing stops at w = {stop:.3g} ({off:.2g} from 1.8)"
+
+
+def check_staircase(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """The zoom as steps and jumps: a jump is an adjacent difference above 5x the median
+    one; reproduced when there are jumps and they carry at least half the total variation,
+    partly when there are jumps carrying less, not reproduced without jumps."""
+    loss = np.asarray(data["zoom_loss"], np.float64)
+    jumps = jump_mask(loss)
+    d = np.abs(np.diff(loss))
+    total = float(d.sum())
+    share = float(d[jumps].sum()) / total if total > 0 else 0.0
+    measured = (
+        f"{int(jumps.sum())} jumps among {d.size} adjacent differences carry "
+        f"{100 * share:.0f}% of the zoom's total variation"
+    )
+    if not jumps.any():
+        return Verdict.NOT_REPRODUCED, measured
+    return (Verdict.REPRODUCED if share >= 0.5 else Verdict.PARTLY), measured
+
+
+def check_jumps_at_spike_changes(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Do the zoom's jumps (as in :func:`check_staircase`) fall where the spike count
+    changes? At least 80% of them: reproduced; at least half: partly."""
+    loss = np.asarray(data["zoom_loss"], np.float64)
+    jumps = jump_mask(loss)
+    changes = np.diff(np.asarray(data["zoom_spikes"], np.float64)) != 0
+    if not jumps.any():
+        return Verdict.NOT_REPRODUCED, "no jumps in the zoom"
+    frac = float((jumps & changes).sum()) / float(jumps.sum())
+    verdict = (
+        Verdict.REPRODUCED if frac >= 0.8 else Verdict.PARTLY if frac >= 0.5
+        else Verdict.NOT_REPRODUCED
+    )  # fmt: skip
+    return verdict, (
+        f"{int((jumps & changes).sum())} of {int(jumps.sum())} jumps ({100 * frac:.0f}%) "
+        "fall where the spike count changes"
+    )
+
+
+FIRING_STOP = Claim(
+    id="firing-stops-near-1.8",
+    section=SECTION,
+    claim="Around w = 1.8 the neuron undergoes a bifurcation and the behavior changes, "
+    "leading to no firing.",
+    measures="w where the spike count first drops below half its peak (firing_stop); "
+    "reproduced within 0.1 of 1.8 (the study's one decimal), partly within 0.3.",
+    check=check_firing_stop,
+)
+STAIRCASE = Claim(
+    id="zoom-steps-and-jumps",
+    section=SECTION,
+    claim="The zoom on [0.5, 0.75] shows large discontinuous jumps in the loss: the loss "
+    "changes chaotically on the micro scale.",
+    measures="jumps = adjacent differences above 5x the median one; reproduced when they "
+    "carry >= 50% of the zoom's total variation, partly when fewer, not without jumps.",
+    check=check_staircase,
+)
+JUMPS_AT_SPIKES = Claim(
+    id="jumps-where-firing-changes",
+    section=SECTION,
+    claim="There are large discontinuous jumps in the loss when the number of firings changes.",
+    measures="share of the zoom's jumps at which the spike count changes; reproduced >= "
+    "80%, partly >= 50%.",
+    check=check_jumps_at_spike_changes,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LandscapeResult(ExperimentResult):
+    experiment: AbstractExperiment
+    settings: LandscapeExperimentSettings
+    data: Mapping[str, Any]
+    curves: Mapping[str, Any]  # name -> Landscape1D
+
+    def write_data(self, folder: Path) -> None:
+        for name, curve in self.curves.items():
+            curve.to_csv(folder / f"{name}.csv")
+
+
+class _SingleResult(_LandscapeResult):
+    def figures(self) -> dict[str, Any]:
+        from weakgrad.plots import plot_landscape
+
+        s = self.settings
+        return {
+            "landscape": plot_landscape(
+                self.curves["landscape"],
+                title=f"Single HH neuron, 1 trial, tau = {s.tau_ms:g} ms",
+            ),
+            "zoom": plot_landscape(
+                self.curves["zoom"],
+                title=f"Zoom on w in [{ZOOM[0]}, {ZOOM[1]}], 1 trial, tau = {s.tau_ms:g} ms",
+            ),
+        }
+
+
+class SingleNeuronLandscape(AbstractExperiment):
+    """The single HH neuron's turn-off landscape (input current w * 34.6 uA/cm^2, w on
+    [0, 3]), one noise-free trial, and its zoom on [0.5, 0.75]."""
+
+    name = "single-neuron-landscape"
+    title = "Single neuron: loss landscape and zoom (1 trial)"
+    section = SECTION
+    claims = (FIRING_STOP, STAIRCASE, JUMPS_AT_SPIKES)
+
+    def quick(self) -> LandscapeExperimentSettings:
+        return LandscapeExperimentSettings(tau_ms=200.0, points=61, zoom_points=61)
+
+    def full(self) -> LandscapeExperimentSettings:
+        return LandscapeExperimentSettings(tau_ms=1000.0, points=301, zoom_points=301)
+
+    def tiny(self) -> LandscapeExperimentSettings:
+        return LandscapeExperimentSettings(tau_ms=10.0, dt_ms=0.05, points=7, zoom_points=7)
+
+    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _SingleResult:
+        s = settings
+        full = _sweep(s, zoom=False, trials=1, noise=0.0, progress=progress)
+        zoom = _sweep(s, zoom=True, trials=1, noise=0.0, progress=progress)
+        data = {**_curve_data("full", full), **_curve_data("zoom", zoom)}
+        return _SingleResult(self, s, data, {"landscape": full, "zoom": zoom})
+
+
+# --- trial averaging ----------------------------------------------------------------------
+
+
+def check_ten_trials_straight(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Roughness (RMS distance from the least-squares line / the line's rise) of the
+    10-trial zoom: "almost completely straight" is <= 0.05 (reproduced); smoother than the
+    1-trial zoom by at least half but not straight: partly; otherwise not reproduced."""
+    r10 = roughness(data["zoom10_w"], data["zoom10_loss"])
+    r1 = roughness(data["zoom1_w"], data["zoom1_loss"])
+    measured = f"roughness of the zoom: {r10:.3g} with 10 trials, {r1:.3g} with 1 trial"
+    if r10 <= 0.05:
+        return Verdict.REPRODUCED, measured
+    if r10 <= 0.5 * r1:
+        return Verdict.PARTLY, measured + " (smoother, not straight: > 0.05)"
+    return Verdict.NOT_REPRODUCED, measured
+
+
+def check_jumps_less_extreme(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Largest adjacent loss difference on [0, 3], 10 noisy trials over 1 trial: "much less
+    extreme" is a ratio <= 0.5 (reproduced); below 1: partly."""
+    big10 = float(np.max(np.abs(np.diff(data["full10_loss"]))))
+    big1 = float(np.max(np.abs(np.diff(data["full1_loss"]))))
+    ratio = big10 / big1 if big1 > 0 else float("inf")
+    verdict = (
+        Verdict.REPRODUCED if ratio <= 0.5 else Verdict.PARTLY if ratio < 1
+        else Verdict.NOT_REPRODUCED
+    )  # fmt: skip
+    return verdict, (
+        f"largest jump {big10:.3g} with 10 trials vs {big1:.3g} with 1 (ratio {ratio:.3f})"
+    )
+
+
+STRAIGHT = Claim(
+    id="ten-trial-zoom-straight",
+    section=SECTION,
+    claim="With N_trials = 10 noisy neurons, the zoom that previously looked like a "
+    "discontinuous mess now appears to be almost completely straight (some high-frequency "
+    "noise remains).",
+    measures="roughness = RMS distance from the least-squares line / the line's rise over "
+    "[0.5, 0.75]; reproduced <= 0.05; partly if at most half the 1-trial roughness.",
+    check=check_ten_trials_straight,
+)
+LESS_EXTREME = Claim(
+    id="ten-trial-jumps-less-extreme",
+    section=SECTION,
+    claim="With 10 noisy trials the discontinuities are much less extreme.",
+    measures="largest adjacent loss difference on [0, 3], 10 trials / 1 trial; reproduced "
+    "<= 0.5, partly < 1.",
+    check=check_jumps_less_extreme,
+)
+
+
+class _TrialResult(_LandscapeResult):
+    def figures(self) -> dict[str, Any]:
+        from weakgrad.plots import plot_landscape
+
+        s, c = self.settings, self.curves
+        return {
+            "landscape_10_trials": plot_landscape(
+                c["landscape_10_trials"],
+                title=f"{s.trials} noisy trials (noise {s.noise:g} uA/cm^2), tau = {s.tau_ms:g} ms",
+            ),
+            "zoom_1_vs_10": _plot_zooms(c["zoom_1_trial"], c["zoom_10_trials"], s),
+        }
+
+
+def _plot_zooms(one, ten, s: LandscapeExperimentSettings):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(one.w, one.loss_mean, color="tab:blue", lw=0.8, marker=".", ms=2, label="1 trial")
+    ax.plot(
+        ten.w, ten.loss_mean, color="tab:red", lw=1.0, marker=".", ms=2,
+        label=f"{s.trials} trials, noise {s.noise:g} uA/cm^2",
+    )  # fmt: skip
+    if ten.trials > 1:
+        ax.fill_between(
+            ten.w, ten.loss_mean - ten.loss_sem, ten.loss_mean + ten.loss_sem,
+            color="tab:red", alpha=0.2, lw=0,
+        )  # fmt: skip
+    ax.set_xlabel(f"input weight w (current = w * {I0:g} uA/cm^2)")
+    ax.set_ylabel("loss: mean output over tau")
+    ax.set_title(f"Zoom on [{ZOOM[0]}, {ZOOM[1]}]: 1 trial vs {s.trials} trials")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+class TrialAveraging(AbstractExperiment):
+    """The landscape averaged over 10 noisy trials (noise 5 uA/cm^2 per step) and its zoom,
+    compared with one noise-free trial."""
+
+    name = "trial-averaging"
+    title = "Trial averaging: 10 noisy trials vs 1 trial"
+    section = SECTION
+    claims = (STRAIGHT, LESS_EXTREME)
+
+    def quick(self) -> LandscapeExperimentSettings:
+        return LandscapeExperimentSettings(tau_ms=200.0, points=61, zoom_points=61)
+
+    def full(self) -> LandscapeExperimentSettings:
+        return LandscapeExperimentSettings(tau_ms=1000.0, points=301, zoom_points=301)
+
+    def tiny(self) -> LandscapeExperimentSettings:
+        return LandscapeExperimentSettings(
+            tau_ms=10.0, dt_ms=0.05, points=7, zoom_points=7, trials=2
+        )
+
+    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _TrialResult:
+        s = settings
+        full10 = _sweep(s, zoom=False, trials=s.trials, noise=s.noise, progress=progress)
+        zoom10 = _sweep(s, zoom=True, trials=s.trials, noise=s.noise, progress=progress)
+        # The 1-trial curves are swept again here (as in single-neuron-landscape) so that
+        # each experiment stands alone in the cache; at these sizes it costs seconds.
+        full1 = _sweep(s, zoom=False, trials=1, noise=0.0, progress=progress)
+        zoom1 = _sweep(s, zoom=True, trials=1, noise=0.0, progress=progress)
+        data = {
+            **_curve_data("full10", full10), **_curve_data("zoom10", zoom10),
+            **_curve_data("full1", full1), **_curve_data("zoom1", zoom1),
+        }  # fmt: skip
+        curves = {
+            "landscape_10_trials": full10, "zoom_10_trials": zoom10,
+            "landscape_1_trial": full1, "zoom_1_trial": zoom1,
+        }  # fmt: skip
+        return _TrialResult(self, s, data, curves)

@@ -1,0 +1,347 @@
+"""The study as experiments (issue 15): every experiment runs at a tiny size and writes its
+files; every claim's check passes on data made to pass it and fails on data made to fail
+it; the runner caches, records a failing experiment and writes the report; the CLI refuses
+unknown names."""
+
+import dataclasses
+import io
+import json
+import os
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from weakgrad.errors import ConfigError
+from weakgrad.experiments import (
+    AbstractExperiment,
+    Claim,
+    ExperimentResult,
+    ExperimentSettings,
+    Verdict,
+    all_experiments,
+    reproduce,
+)
+from weakgrad.experiments.base import RESULT_FILE
+from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
+
+# --- every experiment at a tiny size ------------------------------------------------------
+
+
+@pytest.mark.parametrize("exp", all_experiments(), ids=lambda e: e.name)
+def test_experiment_runs_tiny_and_saves_its_files(exp, tmp_path):
+    result = exp.run(exp.tiny())
+    record = result.save(tmp_path, seconds=1.5)
+    assert (tmp_path / "manifest.json").is_file()
+    saved = json.loads((tmp_path / RESULT_FILE).read_text())
+    assert saved == record
+    assert saved["settings"] == exp.tiny().as_dict()
+    assert saved["figures"], exp.name
+    for fig in saved["figures"]:
+        assert (tmp_path / fig).stat().st_size > 1000
+    assert [c["id"] for c in saved["claims"]] == [c.id for c in exp.claims]
+    assert all(c["verdict"] in {v.value for v in Verdict} for c in saved["claims"])
+    assert list(tmp_path.glob("*.csv")), "no data file"
+
+
+def test_registry_in_study_order_with_unique_names_and_presets():
+    exps = all_experiments()
+    names = [e.name for e in exps]
+    assert len(set(names)) == len(names)
+    assert names[:2] == ["single-neuron-landscape", "trial-averaging"]
+    ids = [c.id for e in exps for c in e.claims]
+    assert len(set(ids)) == len(ids)
+    for e in exps:
+        for preset in (e.quick(), e.full(), e.tiny()):
+            assert dataclasses.is_dataclass(preset) and preset.as_dict() == json.loads(
+                json.dumps(preset.as_dict())
+            )
+        assert e.full() != e.tiny()
+
+
+# --- every claim: data made to pass, data made to fail -------------------------------------
+
+
+def _line(n=41, lo=0.5, hi=0.75):
+    w = np.linspace(lo, hi, n)
+    return w, 0.07 - 0.01 * (w - lo)
+
+
+def _stairs(n=41, lo=0.5, hi=0.75, steps=4):
+    w = np.linspace(lo, hi, n)
+    level = np.floor((w - lo) / (hi - lo) * steps - 1e-9)
+    return w, 0.068 + 0.001 * level, level  # loss, spike count change at the same indices
+
+
+def _firing(stop):
+    w = np.linspace(0, 3, 61)
+    spikes = np.where(w < stop, 10 + 5 * w, 1.0)
+    return {"full_w": w, "full_spikes": spikes}
+
+
+def _landscape_pass():
+    w, loss, spikes = _stairs()
+    lw, lloss = _line()
+    rng = np.random.default_rng(0)
+    big = np.concatenate([np.zeros(20), np.ones(21)])
+    return {
+        "zoom_w": w, "zoom_loss": loss, "zoom_spikes": spikes,
+        "zoom1_w": w, "zoom1_loss": loss, "zoom10_w": lw,
+        "zoom10_loss": lloss + 1e-6 * rng.standard_normal(lw.size),
+        "full1_loss": big, "full10_loss": np.linspace(0, 1, 41),
+    }  # fmt: skip
+
+
+def _landscape_fail():
+    w, loss, _ = _stairs()
+    lw, lloss = _line()
+    return {
+        "zoom_w": lw, "zoom_loss": lloss, "zoom_spikes": np.zeros(lw.size),
+        "zoom1_w": w, "zoom1_loss": loss, "zoom10_w": w, "zoom10_loss": loss,
+        "full1_loss": np.linspace(0, 1, 41), "full10_loss": np.linspace(0, 1, 41),
+    }  # fmt: skip
+
+
+def _path(w, loss, slope, distinct):
+    return {"w": np.asarray(w), "loss": np.asarray(loss), "slope": np.asarray(slope),
+            "distinct_tail": distinct}  # fmt: skip
+
+
+def _errors(mc_border, quad, quad_border, mc=1.0):
+    return {
+        "errors": {
+            "monte_carlo_100": {"rms": mc, "rms_border": mc_border},
+            "quadrature_100": {"rms": quad, "rms_border": quad_border},
+        }
+    }
+
+
+CURVE = np.linspace(0.07, 0.0, 31)
+CASES = {
+    # claim id: (data made to pass, data made to fail)
+    "firing-stops-near-1.8": (_firing(1.82), _firing(2.6)),
+    "zoom-steps-and-jumps": (_landscape_pass(), _landscape_fail()),
+    "jumps-where-firing-changes": (_landscape_pass(), _landscape_fail()),
+    "ten-trial-zoom-straight": (_landscape_pass(), _landscape_fail()),
+    "ten-trial-jumps-less-extreme": (_landscape_pass(), _landscape_fail()),
+    "fd-eta-0.1-jumps-between-two-values": (
+        {"eta=0.1": _path([1.5, 1.6, 1.61], [0, 0, 0], [1, -1, 1], 2)},
+        {"eta=0.1": _path([1.5, 2.0, 2.5], [0, 0, 0], [1, 1, 1], 8)},
+    ),
+    "fd-eta-0.2-zero-gradient": (
+        {"eta=0.2": _path([1.5, 1.6, 1.6], [0, 0, 0], [1, 0, 0.0], 1)},
+        {"eta=0.2": _path([1.5, 2.0, 2.5], [0, 0, 0], [1, 1, 1.0], 8)},
+    ),
+    "regression-descent-converges": (
+        {"loss": CURVE, "eta=0.1": _path([1.5, 2.9], [0.04, 0.001], [0, 0], 1)},
+        {"loss": CURVE, "eta=0.1": _path([1.5, 1.0], [0.04, 0.05], [0, 0], 1)},
+    ),
+    "monte-carlo-blows-up-at-borders": (_errors(1.5, 0.01, 0.01), _errors(0.01, 0.01, 0.01)),
+    "quadrature-more-accurate": (_errors(1.5, 0.01, 0.01), _errors(1.5, 2.0, 9.0)),
+}
+ALL_CLAIMS = {c.id: c for e in all_experiments() for c in e.claims}
+
+
+def test_every_claim_has_a_pass_and_a_fail_case():
+    assert set(CASES) == set(ALL_CLAIMS)
+
+
+@pytest.mark.parametrize("claim_id", sorted(CASES))
+def test_claim_passes_and_fails(claim_id):
+    claim = ALL_CLAIMS[claim_id]
+    good, bad = CASES[claim_id]
+    verdict, measured = claim.check(good)
+    assert verdict is Verdict.REPRODUCED, measured
+    verdict, measured = claim.check(bad)
+    assert verdict is Verdict.NOT_REPRODUCED, measured
+    assert measured and isinstance(measured, str)
+
+
+def test_partly_verdicts_in_between():
+    fd = ALL_CLAIMS["fd-eta-0.1-jumps-between-two-values"]
+    assert fd.check({"eta=0.1": _path([1.5, 1.5], [0, 0], [0, 0], 1)})[0] is Verdict.PARTLY
+    stop = ALL_CLAIMS["firing-stops-near-1.8"]
+    assert stop.check(_firing(2.05))[0] is Verdict.PARTLY
+    assert stop.check({"full_w": np.linspace(0, 3, 5), "full_spikes": np.ones(5)})[0] is (
+        Verdict.NOT_REPRODUCED
+    )
+
+
+# --- the runner -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings(ExperimentSettings):
+    size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Result(ExperimentResult):
+    experiment: AbstractExperiment
+    settings: _Settings
+    data: dict
+
+    def write_data(self, folder: Path) -> None:
+        from weakgrad.io import write_csv
+
+        write_csv(folder / "data.csv", ["x"], [[self.settings.size]])
+
+    def figures(self):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, self.settings.size], color="tab:blue", label="size")
+        ax.set_xlabel("x (unitless)")
+        ax.set_ylabel("y (unitless)")
+        return {"fig": fig}
+
+
+def _always(data):
+    return Verdict.REPRODUCED, f"size {data['size']}"
+
+
+class _Counting(AbstractExperiment):
+    name = "counting"
+    title = "A counting experiment"
+    section = "Test Section"
+    claims = (Claim("counting-claim", "Test Section", "It counts.", "nothing", _always),)
+
+    def __init__(self):
+        self.runs = 0
+
+    def quick(self):
+        return _Settings(size=2)
+
+    def full(self):
+        return _Settings(size=3)
+
+    def tiny(self):
+        return _Settings(size=1)
+
+    def run(self, settings, *, progress=None):
+        self.runs += 1
+        return _Result(self, settings, {"size": settings.size})
+
+
+class _Broken(_Counting):
+    name = "broken"
+    title = "An experiment that raises"
+    claims = (Claim("broken-claim", "Test Section", "It breaks.", "nothing", _always),)
+
+    def run(self, settings, *, progress=None):
+        self.runs += 1
+        raise RuntimeError("the simulation blew up\nsecond line")
+
+
+def test_runner_caches_records_failures_and_writes_the_report(tmp_path):
+    ok, broken, score = _Counting(), _Broken(), ScoreVsQuadratureExperiment()
+    exps = [ok, broken, score]
+    seen = []
+    result = reproduce(
+        tmp_path, preset="tiny", experiments=exps, progress=lambda i, n, r: seen.append((i, n))
+    )
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert [r.status for r in result.records] == ["ran", "failed", "ran"]
+    assert result.records[1].error == "RuntimeError: the simulation blew up"
+    assert "Traceback" in (tmp_path / "broken" / "error.txt").read_text()
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    required = {"id", "section", "claim", "measured", "verdict", "figures", "command", "seconds"}
+    assert all(required <= set(c) for c in claims)
+    by_id = {c["id"]: c for c in claims}
+    assert by_id["counting-claim"]["verdict"] == "reproduced"
+    assert by_id["counting-claim"]["figures"] == ["counting/fig.png"]
+    assert (tmp_path / "counting" / "fig.png").is_file()
+    assert by_id["broken-claim"]["verdict"] == "failed"
+    assert "blew up" in by_id["broken-claim"]["measured"]
+    assert (
+        by_id["counting-claim"]["command"] == f"weakgrad reproduce --only counting --out {tmp_path}"
+    )
+    html = (tmp_path / "report.html").read_text()
+    for text in ("It counts.", "href='#counting'", "id='broken'",
+                 "counting/fig.png", "score-vs-quadrature/scorecheck.png", "JAX",
+                 "weakgrad reproduce --only broken", "blew up"):  # fmt: skip
+        assert text in html, text
+    assert by_id["monte-carlo-blows-up-at-borders"]["figures"] == [
+        "score-vs-quadrature/scorecheck.png"
+    ]
+    mtime = (tmp_path / "counting" / "fig.png").stat().st_mtime_ns
+
+    again = reproduce(tmp_path, preset="tiny", experiments=exps)
+    assert [r.status for r in again.records] == ["cached", "failed", "cached"]
+    assert ok.runs == 1 and broken.runs == 2
+    assert (tmp_path / "counting" / "fig.png").stat().st_mtime_ns == mtime
+    assert again.records[0].claims == result.records[0].claims
+
+    # other settings: rerun; --resume continues with the last run's preset and names
+    reproduce(tmp_path, preset="quick", only=["counting"], experiments=exps)
+    assert ok.runs == 2
+    resumed = reproduce(tmp_path, resume=True, experiments=exps)
+    assert resumed.preset == "quick" and [r.name for r in resumed.records] == ["counting"]
+    assert resumed.records[0].status == "cached" and ok.runs == 2
+
+
+def test_runner_reruns_an_interrupted_experiment(tmp_path):
+    ok = _Counting()
+    reproduce(tmp_path, preset="tiny", experiments=[ok])
+    (tmp_path / "counting" / "data.csv").write_text("x\n99\n")  # no longer the manifest's
+    assert reproduce(tmp_path, preset="tiny", experiments=[ok]).records[0].status == "ran"
+    assert ok.runs == 2
+
+
+def test_runner_refuses_unknown_names_and_nothing_to_resume(tmp_path):
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'.*counting"):
+        reproduce(tmp_path, only=["nope"], experiments=[_Counting()])
+    with pytest.raises(ConfigError, match="--resume"):
+        reproduce(tmp_path / "empty", resume=True, experiments=[_Counting()])
+
+
+def test_only_takes_a_section_name(tmp_path):
+    result = reproduce(
+        tmp_path, preset="tiny", only=["test-section"], experiments=[_Counting(), _Broken()]
+    )
+    assert [r.name for r in result.records] == ["counting", "broken"]
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def _cli(*args):
+    from weakgrad.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with mock.patch.object(sys, "argv", ["weakgrad", *map(str, args)]):
+        with mock.patch.dict(os.environ), redirect_stdout(out), redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_only_unknown_name_exits_2(tmp_path):
+    code, _, err = _cli("reproduce", "--only", "single-neuron-landscape,nope", "--out", tmp_path)
+    assert code == 2
+    assert "unknown experiment 'nope'" in err and "trial-averaging" in err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_cli_runs_one_experiment_and_prints_a_line(tmp_path):
+    code, out, err = _cli(
+        "reproduce", "--quick", "--only", "score-vs-quadrature", "--out", tmp_path
+    )
+    assert code == 0, err
+    assert "[1/1] score-vs-quadrature: ran" in out and "1 experiments" in out
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_cli_help_lists_the_experiments():
+    code, out, _ = _cli("reproduce", "--help")
+    assert code == 0
+    for e in all_experiments():
+        # rich wraps the help in a box, breaking lines anywhere: compare without spaces
+        flat = "".join(ch for ch in out if not ch.isspace() and ch != "│")
+        assert e.name in flat, e.name
