@@ -2,6 +2,8 @@
 forms (weight products, orthogonal and rank-k matrices), the perturbation Jacobian against
 autodiff, and a contract over all initialisations."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -141,3 +143,71 @@ def test_perturbation_jacobian_matches_autodiff():
     s_auto = spectra(f, xs).values["input-output"]
     s_pert = spectra(f, xs, method=Perturbation(1e-2, 200)).values["input-output"]
     np.testing.assert_allclose(s_pert, s_auto, rtol=2e-2)
+
+
+def test_matrix_products_tiny(tmp_path):
+    from weakgrad.analysis.degeneracy import ProductSettings, matrix_products
+
+    res = matrix_products(ProductSettings(n=8, depths=(1, 4), samples=2))
+    assert res.values[("gaussian", 4)].shape == (2, 8)
+    np.testing.assert_allclose(res.values[("orthogonal", 4)], 1.0, atol=1e-5)
+    m = res.measures()
+    assert m["orthogonal 4"]["spread"] == pytest.approx(0.0, abs=1e-5)
+    # the Gaussian product spreads with depth
+    assert m["gaussian 4"]["spread"] > m["gaussian 1"]["spread"]
+    res.save(tmp_path)
+    for name in ("products_spectra.csv", "products.json", "products.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "effective rank" in res.summary()
+
+
+def test_deep_linear_tiny(tmp_path):
+    from weakgrad.analysis.degeneracy import DeepLinearSettings, deep_linear
+
+    s = DeepLinearSettings(layers=4, width=6, runs=2, steps=6, early=2, batch=4, eval_batch=5)
+    res = deep_linear(s)
+    assert set(res.loss) == set(s.inits)
+    assert res.loss["fold 0"].shape == (2, 7) and res.grad_init["fold 0"].shape == (2, 4)
+    assert all(np.all(np.isfinite(v)) for v in res.loss.values())
+    # closed forms of a linear network: the gradient with respect to layer l's output is
+    # the error times W_{l+1..L}^T, so orthogonal weights keep its norm across layers and
+    # orthogonal x 0.8 shrinks it by 0.8 per layer towards the input
+    g = res.grad_init["orthogonal"]
+    np.testing.assert_allclose(g, g[:, -1:] * np.ones(4), rtol=1e-4)
+    g = res.grad_init["orthogonal x 0.8"]
+    np.testing.assert_allclose(g[:, :-1] / g[:, 1:], 0.8, rtol=1e-4)
+    # the initial product of orthogonal matrices is orthogonal; fold 1 halves its rank
+    np.testing.assert_allclose(res.spectra["orthogonal"], 1.0, atol=1e-5)
+    assert np.all(res.spectra["fold 1"][:, 3:] < 1e-5)
+    res.save(tmp_path)
+    for name in (
+        "deep_linear_loss.csv",
+        "deep_linear_grads.csv",
+        "deep_linear.json",
+        "deep_linear_learning_curves.png",
+        "deep_linear_gradient_norms.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "final loss" in res.summary()
+    adam = deep_linear(dataclasses.replace(s, optimizer="adam", inits=("orthogonal",)))
+    assert np.all(np.isfinite(adam.loss["orthogonal"]))
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"layers": 0}, "layers"),
+        ({"early": 9, "steps": 5}, "early"),
+        ({"inits": ("fold 2",)}, "inits"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+    ],
+)
+def test_settings_refuse_bad_values(kw, match):
+    from weakgrad.analysis.degeneracy import DeepLinearSettings, ProductSettings
+    from weakgrad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        DeepLinearSettings(**kw)
+    with pytest.raises(ConfigError, match="depths"):
+        ProductSettings(depths=(0,))
