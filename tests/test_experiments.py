@@ -289,6 +289,11 @@ def test_runner_reruns_an_interrupted_experiment(tmp_path):
     (tmp_path / "counting" / "data.csv").write_text("x\n99\n")  # no longer the manifest's
     assert reproduce(tmp_path, preset="tiny", experiments=[ok]).records[0].status == "ran"
     assert ok.runs == 2
+    # a changed check: the cached verdict came from the old one, so the run is redone
+    ok.claims = (dataclasses.replace(ok.claims[0], check=lambda d: (Verdict.PARTLY, "new")),)
+    record = reproduce(tmp_path, preset="tiny", experiments=[ok]).records[0]
+    assert record.status == "ran" and record.claims[0]["verdict"] == "partly"
+    assert ok.runs == 3
 
 
 def test_runner_refuses_unknown_names_and_nothing_to_resume(tmp_path):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
 import json
+import marshal
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +24,7 @@ __all__ = [
     "ExperimentResult",
     "AbstractExperiment",
     "RESULT_FILE",
+    "claims_key",
     "all_experiments",
 ]
 
@@ -78,6 +81,7 @@ class ExperimentResult(abc.ABC):
             record = {
                 "experiment": self.experiment.name,
                 "settings": self.settings.as_dict(),
+                "claims_key": claims_key(self.experiment),
                 "figures": names,
                 "seconds": seconds,
                 "claims": [
@@ -86,6 +90,17 @@ class ExperimentResult(abc.ABC):
             }
             write_json(d / RESULT_FILE, record)
         return record
+
+
+def claims_key(experiment: AbstractExperiment) -> str:
+    """A fingerprint of the experiment's claims (ids, wording, the checks' compiled code and
+    constants): a cached run whose verdicts came from other checks is run again."""
+    h = hashlib.sha256()
+    for c in experiment.claims:
+        h.update(f"{c.id}\0{c.claim}\0{c.measures}\0".encode())
+        code = getattr(c.check, "__code__", None)
+        h.update(marshal.dumps(code) if code is not None else repr(c.check).encode())
+    return h.hexdigest()[:16]
 
 
 class AbstractExperiment(abc.ABC):

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from weakgrad.errors import ConfigError
-from weakgrad.experiments.base import RESULT_FILE, AbstractExperiment, all_experiments
+from weakgrad.experiments.base import (
+    RESULT_FILE,
+    AbstractExperiment,
+    all_experiments,
+    claims_key,
+)
 from weakgrad.experiments.report import ExperimentRecord, write_report
 
 __all__ = ["PRESETS", "ReproduceResult", "reproduce", "select", "RUN_FILE"]
@@ -79,9 +84,9 @@ def select(
     return [e for e in experiments if e.name in only or _slug(e.section) in only]
 
 
-def _cached(folder: Path, name: str, settings: dict[str, Any]) -> dict | None:
-    """The saved record of a finished run of ``name`` at ``settings`` in ``folder``, or
-    None (nothing there, an interrupted run, other settings)."""
+def _cached(folder: Path, exp: AbstractExperiment, settings: dict[str, Any]) -> dict | None:
+    """The saved record of a finished run of ``exp`` at ``settings`` in ``folder``, or
+    None (nothing there, an interrupted run, other settings, other claim checks)."""
     from weakgrad.io import check_manifest
 
     try:
@@ -91,7 +96,11 @@ def _cached(folder: Path, name: str, settings: dict[str, Any]) -> dict | None:
         return None
     if RESULT_FILE not in manifest.get("files", {}):
         return None
-    if record.get("experiment") != name or record.get("settings") != settings:
+    if (
+        record.get("experiment") != exp.name
+        or record.get("settings") != settings
+        or record.get("claims_key") != claims_key(exp)
+    ):
         return None
     return record
 
@@ -125,7 +134,7 @@ def _record(exp, settings, status, saved, seconds, error=None) -> ExperimentReco
 
 def _run_one(exp: AbstractExperiment, settings, folder: Path) -> ExperimentRecord:
     settings_dict = settings.as_dict()
-    saved = _cached(folder, exp.name, settings_dict)
+    saved = _cached(folder, exp, settings_dict)
     if saved is not None:
         return _record(exp, settings_dict, "cached", saved, saved.get("seconds"))
     start = time.perf_counter()
