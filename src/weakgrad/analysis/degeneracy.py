@@ -136,7 +136,9 @@ class ProductSpectra:
             bins = np.linspace(lo, hi, 40)
             ax.hist(g, bins, alpha=0.7, label="Gaussian 1/sqrt(n)", color="tab:red")
             ax.hist(o, bins, alpha=0.7, label="orthogonal", color="tab:blue")
-            ax.set_title(f"product of {d} matrices")
+            ax.set_title(f"product of {d} matri{'x' if d == 1 else 'ces'}")
+            # below ~1e-15 x max a float64 product holds only roundoff
+            ax.axvline(np.log10(np.finfo(np.float64).eps), color="0.5", lw=0.8, ls=":")
             ax.set_xlabel("log10 singular value")
             ax.set_ylabel("count")
         axes[0][0].legend(fontsize=7)
@@ -171,7 +173,9 @@ def _settings_dict(s: eqx.Module) -> dict[str, Any]:
 def matrix_products(settings: ProductSettings | None = None) -> ProductSpectra:
     """Singular values of products of ``depth`` Gaussian (:class:`Gaussian`) and orthogonal
     (:class:`Orthogonal`) ``n x n`` matrices (drawn in float32, multiplied in float64 so
-    that depth 100 keeps its small singular values)."""
+    that depth 100 keeps its small singular values down to float64's roundoff: at depth
+    100 about 10-20% of the Gaussian product's values sit at that floor, ~1e-15 times the
+    largest, so its ``spread`` saturates near 15 decades; the exact values are smaller)."""
     s = ProductSettings.quick() if settings is None else settings
     key = jax.random.key(s.seed)
     values = {}
