@@ -119,6 +119,13 @@ def _errors(mc_border, quad, quad_border, mc=1.0):
     }
 
 
+def _mollified(straight):
+    w = np.linspace(0.0, 1.0, 101)
+    saw = 0.07 - 0.01 * w + 0.002 * ((w * 20) % 1)  # a sawtooth around a line
+    smooth = 0.071 - 0.01 * w if straight else saw
+    return {"w": w, "loss": saw, "mollified": smooth, "valid": np.ones(w.size, bool)}
+
+
 CURVE = np.linspace(0.07, 0.0, 31)
 CASES = {
     # claim id: (data made to pass, data made to fail)
@@ -138,6 +145,11 @@ CASES = {
     "regression-descent-converges": (
         {"loss": CURVE, "eta=0.1": _path([1.5, 2.9], [0.04, 0.001], [0, 0], 1)},
         {"loss": CURVE, "eta=0.1": _path([1.5, 1.0], [0.04, 0.05], [0, 0], 1)},
+    ),
+    "mollified-loss-smooth": (_mollified(straight=True), _mollified(straight=False)),
+    "mollified-descent-faster": (
+        {"loss": CURVE, "with": {"loss": [0.04, 0.001]}, "without": {"loss": [0.04, 0.03]}},
+        {"loss": CURVE, "with": {"loss": [0.04, 0.03]}, "without": {"loss": [0.04, 0.001]}},
     ),
     "monte-carlo-blows-up-at-borders": (_errors(1.5, 0.01, 0.01), _errors(0.01, 0.01, 0.01)),
     "quadrature-more-accurate": (_errors(1.5, 0.01, 0.01), _errors(1.5, 2.0, 9.0)),

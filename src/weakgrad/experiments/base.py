@@ -136,6 +136,7 @@ def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order."""
     from weakgrad.experiments.descent import FdDescent, RegressionDescent
     from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
+    from weakgrad.experiments.mollification import MollifiedDescent, MollifiedLandscape
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
 
     return [
@@ -143,5 +144,7 @@ def all_experiments() -> list[AbstractExperiment]:
         TrialAveraging(),
         FdDescent(),
         RegressionDescent(),
+        MollifiedLandscape(),
+        MollifiedDescent(),
         ScoreVsQuadratureExperiment(),
     ]

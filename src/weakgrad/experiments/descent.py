@@ -51,14 +51,14 @@ def _sweep(sweep_settings):
     return landscape_study(sweep_settings).curve
 
 
-def _curve(s: DescentSettings, method: str, progress):
+def _curve(s: DescentSettings, method: str, progress, *, width: float = 0.1):
     """The curve ``weakgrad descend`` would descend; swept once per process for both
     experiments (same settings, same curve)."""
     from weakgrad.analysis.descend import DescendSettings
 
     d = DescendSettings(
         method=method, eta=s.etas[0], w0=s.w0, steps=s.steps, growth=s.growth,
-        neighbours=s.neighbours, points=s.points, tau_ms=s.tau_ms, seed=s.seed,
+        neighbours=s.neighbours, width=width, points=s.points, tau_ms=s.tau_ms, seed=s.seed,
     )  # fmt: skip
     return d, _sweep(d.sweep_settings())
 
