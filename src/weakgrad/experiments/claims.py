@@ -68,18 +68,18 @@ def jump_mask(loss: np.ndarray, factor: float = 5.0) -> np.ndarray:
     return d > factor * max(scale, floor)
 
 
-def roughness(w: np.ndarray, loss: np.ndarray) -> float:
-    """RMS distance of ``loss`` from its least-squares line over ``w``, as a fraction of the
-    line's rise across the window: 0 for a straight line; ``inf`` for a flat fitted line
-    with any scatter (nothing to be straight along)."""
+def roughness(w: np.ndarray, loss: np.ndarray, scale: float, degree: int = 1) -> float:
+    """RMS distance of ``loss`` from its least-squares polynomial of ``degree`` over ``w``
+    (1: a line), as a fraction of ``scale`` (the loss range of the reference curve, e.g. the
+    single-trial zoom): 0 for a straight line, about 0.29 for a sawtooth spanning ``scale``.
+    A line's slope does not matter (a flat window is as straight as a steep one); degree 2
+    also forgives the curve's large-scale bend, leaving the small-scale noise."""
     w, loss = np.asarray(w, np.float64), np.asarray(loss, np.float64)
-    slope, intercept = np.polyfit(w, loss, 1)
-    resid = loss - (slope * w + intercept)
-    rms = float(np.sqrt(np.mean(resid**2)))
-    rise = abs(float(slope) * float(w[-1] - w[0]))
-    if rise == 0:
+    fit = np.polyval(np.polyfit(w, loss, degree), w)
+    rms = float(np.sqrt(np.mean((loss - fit) ** 2)))
+    if scale <= 0:
         return 0.0 if rms == 0 else float("inf")
-    return rms / rise
+    return rms / float(scale)
 
 
 def low_loss_level(loss: np.ndarray, fraction: float = 0.1) -> float:
