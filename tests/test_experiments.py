@@ -146,6 +146,10 @@ CASES = {
         {"loss": CURVE, "eta=0.1": _path([1.5, 2.9], [0.04, 0.001], [0, 0], 1)},
         {"loss": CURVE, "eta=0.1": _path([1.5, 1.0], [0.04, 0.05], [0, 0], 1)},
     ),
+    "regression-tangent-clear": (
+        {"reference": [1.0, 2.0, 3.0], "regression": [1.1, 2.1, 2.9], "fd": [5.0, -3.0, 0.0]},
+        {"reference": [1.0, 2.0, 3.0], "regression": [5.0, -3.0, 0.0], "fd": [1.1, 2.1, 2.9]},
+    ),
     "mollified-loss-smooth": (_mollified(straight=True), _mollified(straight=False)),
     "mollified-descent-faster": (
         {"loss": CURVE, "with": {"loss": [0.04, 0.001]}, "without": {"loss": [0.04, 0.03]}},

@@ -134,7 +134,7 @@ class AbstractExperiment(abc.ABC):
 
 def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order."""
-    from weakgrad.experiments.descent import FdDescent, RegressionDescent
+    from weakgrad.experiments.descent import FdDescent, RegressionDescent, RegressionTangent
     from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
     from weakgrad.experiments.mollification import MollifiedDescent, MollifiedLandscape
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
@@ -143,6 +143,7 @@ def all_experiments() -> list[AbstractExperiment]:
         SingleNeuronLandscape(),
         TrialAveraging(),
         FdDescent(),
+        RegressionTangent(),
         RegressionDescent(),
         MollifiedLandscape(),
         MollifiedDescent(),

@@ -145,7 +145,10 @@ def write_report(
         f"<p>weakgrad {e(wg_version)}, JAX {e(jax_version)}; seed "
         f"{e(', '.join(str(s) for s in seeds) or '-')}; machine: {e(platform.platform())}, "
         f"{e(platform.machine())}, {os.cpu_count()} cores, Python {e(platform.python_version())}"
-        "</p><table><tr><th>experiment</th><th>status</th><th>wall time (s)</th></tr>"
+        "</p><p>Wall time of the experiment's computation (figures and files excluded; a "
+        "cached experiment shows its earlier run's). Experiments on the same descent curve "
+        "sweep it once per run: all but the first leave the sweep out.</p>"
+        "<table><tr><th>experiment</th><th>status</th><th>wall time (s)</th></tr>"
     )
     for r in records:
         secs = "-" if r.seconds is None else f"{r.seconds:.1f}"
