@@ -150,6 +150,10 @@ CASES = {
         {"reference": [1.0, 2.0, 3.0], "regression": [1.1, 2.1, 2.9], "fd": [5.0, -3.0, 0.0]},
         {"reference": [1.0, 2.0, 3.0], "regression": [5.0, -3.0, 0.0], "fd": [1.1, 2.1, 2.9]},
     ),
+    "bump-is-a-mollifier": (
+        {"integrals": {"1-D": 1.0002, "2-D": 0.9995}, "max_outside": 0.0},
+        {"integrals": {"1-D": 1.1, "2-D": 0.9995}, "max_outside": 0.3},
+    ),
     "mollified-loss-smooth": (_mollified(straight=True), _mollified(straight=False)),
     "mollified-descent-faster": (
         {"loss": CURVE, "with": {"loss": [0.04, 0.001]}, "without": {"loss": [0.04, 0.03]}},

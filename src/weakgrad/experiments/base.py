@@ -136,7 +136,11 @@ def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order."""
     from weakgrad.experiments.descent import FdDescent, RegressionDescent, RegressionTangent
     from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
-    from weakgrad.experiments.mollification import MollifiedDescent, MollifiedLandscape
+    from weakgrad.experiments.mollification import (
+        BumpMollifier,
+        MollifiedDescent,
+        MollifiedLandscape,
+    )
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
 
     return [
@@ -145,6 +149,7 @@ def all_experiments() -> list[AbstractExperiment]:
         FdDescent(),
         RegressionTangent(),
         RegressionDescent(),
+        BumpMollifier(),
         MollifiedLandscape(),
         MollifiedDescent(),
         ScoreVsQuadratureExperiment(),
