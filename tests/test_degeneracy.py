@@ -107,6 +107,10 @@ def test_orthogonal_and_rank_k_closed_forms():
     # rank one: effective rank 1; the spread ignores the numerically zero values
     assert effective_rank(np.array([[2.0, 0.0, 0.0]]))[0] == pytest.approx(1.0)
     assert spread(np.array([[10.0, 1.0, 0.0]]))[0] == pytest.approx(1.0)
+    # a zero Jacobian (autodiff through spikes): fully degenerate, spread undefined
+    zero = np.zeros((1, 4))
+    assert fraction_below(zero)[0] == 1 and effective_rank(zero)[0] == 0
+    assert np.isnan(spread(zero)[0])
 
 
 def test_layers_compose_and_save(tmp_path):

@@ -139,30 +139,39 @@ def _tol(s: np.ndarray) -> np.ndarray:
 
 
 def fraction_below(s: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
-    """Per spectrum (last axis): the fraction of singular values ``< threshold * max``."""
+    """Per spectrum (last axis): the fraction of singular values ``<= threshold * max``
+    (1 for a zero Jacobian, as autodiff gives through spikes)."""
     s = np.asarray(s)
-    return np.mean(s < threshold * s.max(-1, keepdims=True), axis=-1)
+    return np.mean(s <= threshold * s.max(-1, keepdims=True), axis=-1)
 
 
 def effective_rank(s: np.ndarray) -> np.ndarray:
-    """Per spectrum: ``exp`` of the entropy of ``s / sum(s)`` (Roy & Vetterli 2007)."""
+    """Per spectrum: ``exp`` of the entropy of ``s / sum(s)`` (Roy & Vetterli 2007); 0 for a
+    zero Jacobian."""
     s = np.asarray(s, np.float64)
-    p = s / s.sum(-1, keepdims=True)
+    total = s.sum(-1, keepdims=True)
+    p = s / np.where(total > 0, total, 1.0)
     logp = np.log(np.where(p > 0, p, 1.0))
-    return np.exp(-np.sum(p * logp, axis=-1))
+    return np.where(total[..., 0] > 0, np.exp(-np.sum(p * logp, axis=-1)), 0.0)
 
 
 def spread(s: np.ndarray) -> np.ndarray:
     """Per spectrum: ``log10(max / min)`` over the singular values above the numerical-rank
-    tolerance ``max * k * eps``."""
+    tolerance ``max * k * eps``; nan for a zero Jacobian (no non-zero values)."""
     s = np.asarray(s)
-    nz = s > _tol(s)
+    nz = s > _tol(s)  # the tolerance of the spectrum's own dtype
+    s = s.astype(np.float64)
+    any_nz = nz.any(-1)
     smin = np.min(np.where(nz, s, np.inf), axis=-1)
-    return np.log10(s.max(-1) / smin).astype(np.float64)
+    ratio = np.where(any_nz, s.max(-1), 1.0) / np.where(any_nz, smin, 1.0)
+    return np.where(any_nz, np.log10(ratio), np.nan)
 
 
 def _mean_sem(v: np.ndarray) -> tuple[float, float]:
     v = np.asarray(v, np.float64)
+    v = v[~np.isnan(v)]  # the spread of a zero Jacobian is undefined: left out
+    if v.size == 0:
+        return float("nan"), float("nan")
     sem = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
     return float(v.mean()), sem
 
@@ -170,7 +179,8 @@ def _mean_sem(v: np.ndarray) -> tuple[float, float]:
 def degeneracy(s: np.ndarray, threshold: float = 1e-3) -> dict[str, float]:
     """The three measures of spectra ``s`` ``(B, k)``, mean and standard error over the B
     examples: ``{"fraction_below", "fraction_below_sem", "effective_rank", ...}``;
-    ``effective_rank_fraction`` is the effective rank over ``k``."""
+    ``effective_rank_fraction`` is the effective rank over ``k``; ``spread`` averages the
+    examples with a non-zero Jacobian (nan if none has one)."""
     s = np.asarray(s)
     out: dict[str, float] = {}
     for name, v in (
