@@ -159,6 +159,10 @@ CASES = {
         {"loss": CURVE, "with": {"loss": [0.04, 0.001]}, "without": {"loss": [0.04, 0.03]}},
         {"loss": CURVE, "with": {"loss": [0.04, 0.03]}, "without": {"loss": [0.04, 0.001]}},
     ),
+    "voltage-mollification-smooths-spike": (
+        {"raw_max_slope": 100.0, "max_slope": [40.0, 20.0, 10.0]},
+        {"raw_max_slope": 100.0, "max_slope": [100.0, 120.0, 130.0]},
+    ),
     "monte-carlo-blows-up-at-borders": (_errors(1.5, 0.01, 0.01), _errors(0.01, 0.01, 0.01)),
     "quadrature-more-accurate": (_errors(1.5, 0.01, 0.01), _errors(1.5, 2.0, 9.0)),
 }

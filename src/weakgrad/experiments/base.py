@@ -142,6 +142,7 @@ def all_experiments() -> list[AbstractExperiment]:
         MollifiedLandscape,
     )
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
+    from weakgrad.experiments.voltage import VoltageMollification
 
     return [
         SingleNeuronLandscape(),
@@ -152,5 +153,6 @@ def all_experiments() -> list[AbstractExperiment]:
         BumpMollifier(),
         MollifiedLandscape(),
         MollifiedDescent(),
+        VoltageMollification(),
         ScoreVsQuadratureExperiment(),
     ]
