@@ -334,6 +334,20 @@ def test_only_takes_a_section_name(tmp_path):
     assert [r.name for r in result.records] == ["counting", "broken"]
 
 
+def test_report_keeps_earlier_runs_of_experiments_not_chosen(tmp_path):
+    exps = [_Counting(), ScoreVsQuadratureExperiment()]
+    reproduce(tmp_path, preset="tiny", experiments=exps)
+    result = reproduce(tmp_path, preset="tiny", only=["counting"], experiments=exps)
+    assert [r.name for r in result.records] == ["counting"]
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert {c["experiment"] for c in claims} == {"counting", "score-vs-quadrature"}
+    assert "earlier run" in (tmp_path / "report.html").read_text()
+    # another preset: the tiny run of score-vs-quadrature is not this run's
+    reproduce(tmp_path, preset="quick", only=["counting"], experiments=exps)
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert {c["experiment"] for c in claims} == {"counting"}
+
+
 # --- the command ------------------------------------------------------------------------
 
 

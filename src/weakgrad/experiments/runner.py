@@ -168,9 +168,11 @@ def reproduce(
     the ``quick`` or full preset (``preset`` overrides: "quick", "full" or "tiny") into
     ``out/<name>/`` and write ``out/report.html`` and ``out/claims.json``.
 
-    An experiment whose folder holds a finished run (``manifest.json`` matching its files)
-    at the same settings is not rerun. An experiment that raises is recorded as ``failed``
-    with its error line (traceback in ``out/<name>/error.txt``) and the others still run.
+    The report also shows the finished runs in ``out`` (at the same preset) of the
+    experiments not chosen. An experiment whose folder holds a finished run
+    (``manifest.json`` matching its files) at the same settings is not rerun. An
+    experiment that raises is recorded as ``failed`` with its error line (traceback in
+    ``out/<name>/error.txt``) and the others still run.
     The report is rewritten after every experiment, so a killed run leaves a readable one.
     ``resume=True`` continues the last run in ``out`` with its preset and names (from
     ``out/reproduce.json``). ``progress(i, n, record)`` is called after each experiment.
@@ -190,17 +192,29 @@ def reproduce(
     preset = preset or ("quick" if quick else "full")
     if preset not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
-    chosen = select(only, experiments)
+    everything = list(all_experiments() if experiments is None else experiments)
+    chosen = select(only, everything)
     start = time.perf_counter()
     records: list[ExperimentRecord] = []
+    quick_preset = preset == "quick"
     with folder_lock(out, what="weakgrad reproduce"):
         write_json(out / RUN_FILE, {"preset": preset, "only": None if only is None else list(only)})
+        # Finished runs of the experiments not chosen (at this preset) stay in the report.
+        earlier = {}
+        for exp in everything:
+            if exp not in chosen:
+                settings = getattr(exp, preset)().as_dict()
+                saved = _cached(out / exp.name, exp, settings)
+                if saved is not None:
+                    earlier[exp.name] = _record(
+                        exp, settings, "earlier run", saved, saved.get("seconds")
+                    )
         for i, exp in enumerate(chosen):
             settings = getattr(exp, preset)()
             records.append(_run_one(exp, settings, out / exp.name))
-            report, claims = write_report(out, records, quick=preset == "quick")
+            done = {r.name: r for r in records}
+            shown = [done.get(e.name) or earlier.get(e.name) for e in everything]
+            report, claims = write_report(out, [r for r in shown if r], quick=quick_preset)
             if progress is not None:
                 progress(i + 1, len(chosen), records[-1])
-        if not chosen:  # pragma: no cover - select refuses an empty list
-            report, claims = write_report(out, records, quick=preset == "quick")
     return ReproduceResult(out, preset, records, report, claims, time.perf_counter() - start)
