@@ -163,6 +163,14 @@ CASES = {
         {"raw_max_slope": 100.0, "max_slope": [40.0, 20.0, 10.0]},
         {"raw_max_slope": 100.0, "max_slope": [100.0, 120.0, 130.0]},
     ),
+    "self-coupled-loss-bands": (
+        {"band_w": np.array([1.0, 2.0]), "band_count": np.array([1, 3])},
+        {"band_w": np.array([1.0, 2.0]), "band_count": np.array([1, 1])},
+    ),
+    "self-coupled-regression-line-poor": (
+        {"zoom_w": np.arange(6.0), "zoom_loss": np.array([0, 1, 0, 1, 0, 1.0])},
+        {"zoom_w": np.arange(6.0), "zoom_loss": np.arange(6.0) * 0.5 + 1},
+    ),
     "monte-carlo-blows-up-at-borders": (_errors(1.5, 0.01, 0.01), _errors(0.01, 0.01, 0.01)),
     "quadrature-more-accurate": (_errors(1.5, 0.01, 0.01), _errors(1.5, 2.0, 9.0)),
 }

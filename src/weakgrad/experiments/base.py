@@ -134,6 +134,7 @@ class AbstractExperiment(abc.ABC):
 
 def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order."""
+    from weakgrad.experiments.complete_graph import SelfCoupledNeuron
     from weakgrad.experiments.descent import FdDescent, RegressionDescent, RegressionTangent
     from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
     from weakgrad.experiments.mollification import (
@@ -155,4 +156,5 @@ def all_experiments() -> list[AbstractExperiment]:
         MollifiedDescent(),
         VoltageMollification(),
         ScoreVsQuadratureExperiment(),
+        SelfCoupledNeuron(),
     ]
