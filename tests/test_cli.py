@@ -4,38 +4,20 @@ Commands run in-process through ``weakgrad.cli.main`` (a subprocess costs 1.5-2 
 any work); two tests start a real process: ``--help`` and a blow-up on sharded devices."""
 
 import csv
-import io
 import json
-import os
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
 import pytest
-
-from weakgrad.cli import main
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).parents[1]
 
 
-def _cli(*args):
-    """Run ``weakgrad ARGS`` in this process: returncode, stdout and stderr as a
-    subprocess would give them. An exception other than bad input propagates (a bug)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    argv = ["weakgrad", *map(str, args)]
-    # main() sets XLA_FLAGS for its own process; keep it out of later subprocesses.
-    with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ):
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+_cli = run_cli
 
 
 def _subprocess(*args):

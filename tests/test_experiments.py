@@ -4,16 +4,12 @@ it; the runner caches, records a failing experiment and writes the report; the C
 unknown names."""
 
 import dataclasses
-import io
 import json
-import os
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
 from weakgrad.errors import ConfigError
 from weakgrad.experiments import (
@@ -359,18 +355,7 @@ def test_report_keeps_earlier_runs_of_experiments_not_chosen(tmp_path):
 # --- the command ------------------------------------------------------------------------
 
 
-def _cli(*args):
-    from weakgrad.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with mock.patch.object(sys, "argv", ["weakgrad", *map(str, args)]):
-        with mock.patch.dict(os.environ), redirect_stdout(out), redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    return code, out.getvalue(), err.getvalue()
+_cli = run_cli
 
 
 def test_cli_only_unknown_name_exits_2(tmp_path):

@@ -9,6 +9,7 @@ import sys
 import threading
 
 import pytest
+from cli_helpers import run_cli
 
 from weakgrad import io as wio
 from weakgrad.errors import ConfigError
@@ -208,24 +209,7 @@ def test_the_lock_holder_removes_staging_folders_of_killed_runs(tmp_path):
 # unchanged or complete.
 
 
-def _cli(*args):
-    """``weakgrad ARGS`` in this process: (returncode, stdout, stderr). Exceptions other than
-    SystemExit propagate: a traceback fails the test."""
-    import io as sio
-    from contextlib import redirect_stderr, redirect_stdout
-    from unittest import mock
-
-    from weakgrad.cli import main
-
-    out, err = sio.StringIO(), sio.StringIO()
-    code = 0
-    with mock.patch.object(sys, "argv", ["weakgrad", *map(str, args)]):
-        with mock.patch.dict(os.environ), redirect_stdout(out), redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    return code, out.getvalue(), err.getvalue()
+_cli = run_cli
 
 
 _SMALL = ("landscape", "--points", "5", "--tau-ms", "5")

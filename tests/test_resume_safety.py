@@ -5,21 +5,17 @@ written, one writer per run folder, and corrupt or edited run files get one clea
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from contextlib import redirect_stderr, redirect_stdout
-from types import SimpleNamespace
-from unittest import mock
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
-from weakgrad.cli import main
 from weakgrad.config import ConfigError, load_config
 from weakgrad.sim.network import SimulationError
 from weakgrad.training import evaluate, train
@@ -45,18 +41,7 @@ def _kill_at(at):
     return die
 
 
-def _cli(*args):
-    """``weakgrad ARGS`` in this process: (returncode, stdout, stderr) as a subprocess
-    would give them; an exception other than bad input or failed numerics propagates."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with mock.patch.object(sys, "argv", ["weakgrad", *map(str, args)]), mock.patch.dict(os.environ):
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+_cli = run_cli
 
 
 def _one_line_error(r, code=2):
