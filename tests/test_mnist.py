@@ -214,3 +214,29 @@ def test_shift_digits_matches_a_pixel_by_pixel_reference():
         shift_digits(x[:, :100], shifts)
     with pytest.raises(ValueError, match=r"shifts has shape \(2, 2\); expected \(6, 2\)"):
         shift_digits(x, shifts[:2])
+
+
+def test_initialisations_from_the_config_gain_and_fold():
+    """task.init_gain scales the weights, task.init_fold ties presynaptic rows (seed 004),
+    and both round-trip through config.json; the defaults draw the same numbers."""
+    from weakgrad.config import config_from_dict
+    from weakgrad.errors import ConfigError
+    from weakgrad.sim.init import Orthogonal
+    from weakgrad.tasks.mnist import mnist_network
+
+    key = jax.random.key(3)
+    base = mnist_network("ann", key=key, init="orthogonal")
+    k0 = jax.random.split(key, 2)[0]
+    ref = Orthogonal(np.sqrt(784 / 784))(k0, 784, 100)
+    np.testing.assert_array_equal(np.asarray(base.layers[0].weight), np.asarray(ref))
+    scaled = mnist_network("ann", key=key, init="orthogonal", init_gain=0.8)
+    for a, b in zip(scaled.layers, base.layers, strict=True):
+        np.testing.assert_allclose(np.asarray(a.weight), 0.8 * np.asarray(b.weight), rtol=1e-6)
+    folded = mnist_network("ann", key=key, init_fold=1)
+    w = np.asarray(folded.layers[0].weight)
+    np.testing.assert_array_equal(w[392:], w[:392])  # the second half repeats the first
+    cfg = config_from_dict({"task": {"model": "ann", "init_gain": 0.8, "init_fold": 1}})
+    assert (cfg.task.init_gain, cfg.task.init_fold) == (0.8, 1)
+    assert config_from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"task.init_fold"):
+        config_from_dict({"task": {"init_fold": -1}})

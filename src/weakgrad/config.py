@@ -451,6 +451,9 @@ _HH_ONLY = ("duration_ms", "dt_ms", "readout", "readout_scale")
 class MnistTaskConfig(TaskSection):
     """MNIST digits on a 784-100-10 network (``model``: linear | ann | hh).
 
+    ``init`` (gaussian | orthogonal), ``init_gain`` (multiplies the weights' scale, e.g.
+    0.8) and ``init_fold`` (fold each weight matrix k times: seed 004's degenerate
+    initialisation; :mod:`weakgrad.sim.init`);
     ``data_dir``: a folder of IDX files (left out: the built-in 5,000 digits);
     ``train_size``: the first N training digits (left out: all); ``shift_px``: translate
     each training digit by a random whole number of pixels in [-shift_px, shift_px] per
@@ -462,6 +465,8 @@ class MnistTaskConfig(TaskSection):
     name: ClassVar[str] = "mnist"
     model: str = _field("ann", _choice(registry.MNIST_MODELS))
     init: str = _field("gaussian", _choice(registry.MNIST_INITS))
+    init_gain: float = _field(1.0, _positive)
+    init_fold: int = _field(0, _non_negative)
     data_dir: str | None = None
     train_size: int | None = _field(None, _positive)
     shift_px: int = _field(0, _non_negative)

@@ -246,21 +246,14 @@ def shift_digits(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return img[n, rows[:, :, None], cols[:, None, :]].reshape(len(x), 784)
 
 
-def _orthogonal(key: Array, n_in: int, n_out: int, scale: float, dtype: Any) -> Array:
-    """A random matrix with orthonormal rows or columns, times ``scale`` (Saxe et al. 2014)."""
-    a = jax.random.normal(key, (max(n_in, n_out), min(n_in, n_out)), dtype)
-    q, r = jnp.linalg.qr(a)
-    q = q * jnp.sign(jnp.diag(r))
-    q = q if n_in >= n_out else q.T
-    return scale * q
-
-
 def mnist_network(
     model: str,
     *,
     key: Array,
     hidden: int = 100,
     init: str = "gaussian",
+    init_gain: float = 1.0,
+    init_fold: int = 0,
     dtype: Any = jnp.float32,
     hh: HodgkinHuxley | None = None,
 ) -> Network:
@@ -270,9 +263,18 @@ def mnist_network(
         model: ``"linear"`` (no activation), ``"ann"`` (sigmoid units) or ``"hh"``
             (Hodgkin-Huxley neurons with graded release; inputs are currents).
         key: PRNG key for the weights.
-        init: ``"gaussian"`` (N(0, scale^2 / fan_in)) or ``"orthogonal"`` (scaled).
+        init: ``"gaussian"`` (N(0, scale^2 / fan_in)) or ``"orthogonal"`` (the same
+            per-entry scale, orthonormal rows or columns; :mod:`weakgrad.sim.init`).
+        init_gain: multiplies each layer's weight scale (e.g. 0.8: "orthogonal x 0.8" of
+            seed 004).
+        init_fold: fold each weight matrix this many times (seed 004's degenerate
+            initialisation: :class:`~weakgrad.sim.init.Fold`); 0: none. A fold copies
+            presynaptic rows, so on these shapes (784 -> 100 -> 10) it ties inputs' weights
+            together but leaves each matrix's rank at n_out.
         hh: the neuron for ``"hh"`` (default: deterministic HodgkinHuxley()).
     """
+    from weakgrad.sim.init import Fold, Gaussian, Orthogonal
+
     if model not in MNIST_MODELS:
         raise ValueError(f"model must be one of {', '.join(MNIST_MODELS)}, got {model!r}.")
     if init not in registry.MNIST_INITS:
@@ -293,10 +295,13 @@ def mnist_network(
     for k, n_in, n_out, scale, bias in zip(
         jax.random.split(key, 2), sizes[:-1], sizes[1:], scales, biases, strict=True
     ):
+        scale = scale * init_gain
         if init == "orthogonal":
-            w = _orthogonal(k, n_in, n_out, scale * np.sqrt(max(n_in, n_out) / n_in), dtype)
+            # Entries of the size a Gaussian layer's have: gain scale * sqrt(max / n_in).
+            draw = Orthogonal(scale * np.sqrt(max(n_in, n_out) / n_in))
         else:
-            w = scale / np.sqrt(n_in) * jax.random.normal(k, (n_in, n_out), dtype)
+            draw = Gaussian(scale)
+        w = (Fold(draw, init_fold) if init_fold else draw)(k, n_in, n_out, dtype)
         layers.append(Layer(w, jnp.full((n_out,), bias, dtype), neuron))
     return Network(tuple(layers))
 
@@ -310,6 +315,8 @@ def mnist_objective(
     duration_ms: float = 10.0,
     dt_ms: float = 0.05,
     init: str = "gaussian",
+    init_gain: float = 1.0,
+    init_fold: int = 0,
     net: Network | None = None,
     readout_scale: float | None = None,
     readout: str = "voltage",
@@ -327,7 +334,8 @@ def mnist_objective(
     from weakgrad.objectives.losses import OneHotMSE, SoftmaxCrossEntropy
     from weakgrad.objectives.network import NetworkObjective
 
-    net = net if net is not None else mnist_network(model, key=key, init=init)
+    if net is None:
+        net = mnist_network(model, key=key, init=init, init_gain=init_gain, init_fold=init_fold)
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.int32)
     if model == "hh":

@@ -108,7 +108,8 @@ class MnistTask(AbstractTask):
         batch = min(tr.batch_size, n)  # too large: the constructor says so
         objective = mnist_objective(
             t.model, data.x_train[:batch], data.y_train[:batch], key=jax.random.key(tr.seed),
-            duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init,
+            duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init, init_gain=t.init_gain,
+            init_fold=t.init_fold,
             readout_scale=t.readout_scale, readout=t.readout,
         )  # fmt: skip
         return cls(
