@@ -83,3 +83,12 @@ def test_host_objective_errors_reach_the_caller_unwrapped_outside_jit():
     eager = est.estimate(good, params, (), key=jax.random.key(1))[0]
     jitted = eqx.filter_jit(est.estimate)(good, params, (), key=jax.random.key(1))[0]
     np.testing.assert_allclose(np.asarray(eager["a"]), np.asarray(jitted["a"]), rtol=1e-5)
+
+
+def test_inject_counts_negative_layers_from_the_end():
+    net = wg.Network.chain(2, wg.Sigmoid(), weight=0.0, input_weight=0.0)
+    last = wg.simulate(net, jnp.zeros(1), dt=1.0, steps=1, perturb=wg.Inject(-1, jnp.ones(1)))
+    named = wg.simulate(net, jnp.zeros(1), dt=1.0, steps=1, perturb=wg.Inject(1, jnp.ones(1)))
+    np.testing.assert_array_equal(np.asarray(last.mean_output[1]), named.mean_output[1])
+    assert float(last.mean_output[1][0]) == pytest.approx(float(jax.nn.sigmoid(1.0)))
+    assert float(last.mean_output[0][0]) == pytest.approx(0.5)  # layer 0 untouched

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
@@ -442,4 +443,48 @@ def test_gradcheck_batch_beyond_the_digits_available_is_refused(folder):
     code, _, err = _cli("gradcheck", "--batch", "100000", "--out", folder)
     assert code == 2 and "--batch 100000 is more than the" in err, err
     assert "training digits available" in err and len(err.strip().splitlines()) == 1
+    assert _listing(folder) == before
+
+
+def test_outputs_get_the_umask_mode_not_mkstemps_private_one(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = wio.write_text(tmp_path / "a.txt", "x")
+        with wio.staged_outputs(tmp_path / "set", command="test") as stage:
+            (stage / "b.csv").write_text("y")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "set" / wio.MANIFEST).stat().st_mode & 0o777 == 0o644
+
+
+def test_a_full_disk_at_the_manifest_leaves_the_earlier_set(tmp_path, monkeypatch):
+    """The manifest is written before anything moves: when it cannot be, the command stops
+    with one line and the folder keeps the earlier run's files and manifest."""
+    import errno
+
+    folder = tmp_path / "set"
+    with wio.staged_outputs(folder, command="first") as stage:
+        (stage / "a.csv").write_text("old")
+    before = _listing(folder)
+    real = wio.write_json
+
+    def full(path, data):
+        if Path(path).name == f".{wio.MANIFEST}":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(wio, "write_json", full)
+    with pytest.raises(ConfigError, match=r"No space left on device.*previous outputs"):
+        with wio.staged_outputs(folder, command="second") as stage:
+            (stage / "a.csv").write_text("new")
+    assert _listing(folder) == before
+
+
+@pytest.mark.parametrize("sigmas", ["1e300", "1e25"])
+def test_gradcheck_sigmas_that_overflow_are_refused_in_one_line(folder, sigmas):
+    before = _listing(folder)
+    code, _, err = _cli("gradcheck", "--model", "linear", "--estimators", "node", "--samples",
+                        "4", "--sigmas", sigmas, "--repeats", "1", "--out", folder)  # fmt: skip
+    assert code == 2 and "--sigmas" in err.strip().splitlines()[-1], err
     assert _listing(folder) == before

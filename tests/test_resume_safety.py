@@ -338,3 +338,11 @@ def test_a_second_train_into_a_running_folder_exits_2(tmp_path):
         for p in (first, second):
             p.kill()
             p.wait(timeout=60)
+
+
+def test_resume_into_a_folder_without_a_run_is_refused(tmp_path):
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    r = _cli("train", "--resume", "--set", "train.steps=2", "--out", empty)
+    assert r.returncode == 2 and "holds no run to continue" in r.stderr, r.stderr
+    assert sorted(p.name for p in empty.iterdir()) == []  # nothing written, no lock left

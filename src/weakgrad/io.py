@@ -58,9 +58,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fmt(v: Any) -> Any:
@@ -213,7 +221,7 @@ def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") 
             # The file moved aside may be a fresh lock another process created after our read;
             # if so, put it back (atomically, only if the name is free) and refuse.
             moved = _read_lock(aside)
-            if moved != owner and moved:
+            if moved != owner:  # a fresh lock ({} while its owner writes it): not ours
                 try:
                     os.link(aside, lock)
                 except FileExistsError:
@@ -234,7 +242,7 @@ def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") 
     else:  # pragma: no cover - only under a storm of lock breaking
         raise ConfigError(f"could not lock the folder {folder}; try again.")
     # Staging folders of killed runs (kill -9 skips their cleanup): nobody else writes here.
-    for leftover in folder.glob(".staging-*"):
+    for leftover in [*folder.glob(".staging-*"), *folder.glob("*/.staging-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
     try:
         yield lock
@@ -307,6 +315,24 @@ def staged_outputs(folder: str | os.PathLike, *, command: str) -> Iterator[Path]
     try:
         try:
             yield stage
+            staged = sorted(p for p in stage.rglob("*") if p.is_file())
+            files = {
+                str(p.relative_to(stage)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                for p in staged
+            }
+            # The manifest is written inside the staging folder too, before anything moves:
+            # a full disk stops the command here, with the folder as it was. What follows
+            # are renames on one filesystem, which need no space.
+            manifest = stage / f".{MANIFEST}"
+            write_json(
+                manifest,
+                {
+                    "command": command,
+                    "argv": list(sys.argv[1:]),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "files": files,
+                },
+            )
         except OSError as e:
             if e.errno not in _USER_ERRNOS:
                 raise
@@ -314,25 +340,12 @@ def staged_outputs(folder: str | os.PathLike, *, command: str) -> Iterator[Path]
                 f"could not write the outputs into {folder} ({e.strerror or e}); the previous "
                 "outputs there are unchanged. Free some space or choose another --out."
             ) from e
-        staged = sorted(p for p in stage.rglob("*") if p.is_file())
-        files = {
-            str(p.relative_to(stage)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-            for p in staged
-        }
         (folder / MANIFEST).unlink(missing_ok=True)
         for p in staged:
             target = folder / p.relative_to(stage)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(p, target)
-        write_json(
-            folder / MANIFEST,
-            {
-                "command": command,
-                "argv": list(sys.argv[1:]),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "files": files,
-            },
-        )
+        os.replace(manifest, folder / MANIFEST)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

@@ -146,7 +146,9 @@ def plot_gradcheck(summary: list[dict], *, x: str, title: str = ""):
             "samples S per estimate" if x == "samples" else "perturbation sigma (parameter units)"
         )
         ax.grid(alpha=0.3)
-    ax1.set_yscale("log")
+    errors = np.asarray([r["rel_error"] for r in summary], float)
+    if np.any(np.isfinite(errors) & (errors > 0)):
+        ax1.set_yscale("log")  # else (every estimate failed: NaN or inf) a linear axis
     ax1.set_ylabel("relative L2 error |g - g_ref| / |g_ref|")
     ax2.set_ylabel("cosine similarity with reference")
     ax2.set_ylim(-0.1, 1.05)

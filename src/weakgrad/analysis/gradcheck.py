@@ -316,5 +316,16 @@ def gradcheck_study(
         mask=mask,
         progress=progress,
     )
+    # A sigma at which every estimate is NaN or inf overflowed the simulation: that is the
+    # option's value, not a result to plot or save.
+    for sigma in s.sigmas:
+        rows = [
+            r for r in check.rows if r["sigma"] == float(sigma) and r["estimator"] != "autodiff"
+        ]
+        if rows and not any(np.isfinite(r["rel_error"]) for r in rows):
+            raise ConfigError(
+                f"--sigmas {sigma:g}: every estimate at this perturbation size is NaN or inf "
+                "(the perturbed simulations overflow); use smaller --sigmas (0.001-1 is usual)."
+            )
     heat_layer = 1 if 1 in s.layers else 0
     return GradcheckStudy(s, check, dim, data.source, _heatmap(check, params, heat_layer))

@@ -24,6 +24,8 @@ def _parse_list(text: str, kind: type, flag: str) -> tuple:
         raise UsageError(f"{flag} must list finite numbers, got {text!r}.")
     if not values or any(not v > 0 for v in values):
         raise UsageError(f"{flag} must list positive {kind.__name__}s, got {text!r}.")
+    if kind is float and max(values) > 1e30:  # float32 simulations overflow long before
+        raise UsageError(f"{flag} must list numbers up to 1e30, got {text!r}.")
     return values
 
 

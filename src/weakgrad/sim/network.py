@@ -306,6 +306,11 @@ class AbstractPerturbation(eqx.Module):
     def check(self, net: Network, steps: int) -> None:
         """Raise ``ValueError`` (naming the field) if this perturbation does not fit ``net``."""
 
+    def resolve(self, net: Network) -> AbstractPerturbation:
+        """This perturbation with layer indices counted from 0 (e.g. -1 made the last
+        layer's index); called by :func:`simulate` after :meth:`check`."""
+        return self
+
     def init(self, net: Network, steps: int, dtype: Any) -> Any:
         """The state before the first step of a ``steps``-step run."""
         return None
@@ -361,6 +366,9 @@ class Inject(AbstractPerturbation):
                 f"Inject.current must have shape ({n},) or (steps, {n}) = ({steps}, {n}), "
                 f"got {np.shape(self.current)}."
             )
+
+    def resolve(self, net: Network) -> Inject:
+        return Inject(self.layer % len(net.layers), self.current)
 
     def drive(self, layer, t, x, prev, drive, state, *, constant_input):
         if layer != self.layer:
@@ -489,6 +497,7 @@ def simulate(
                 f"{type(perturb).__name__}."
             )
         perturb.check(net, steps)
+        perturb = perturb.resolve(net)
     layers = net.layers
     n_layers = len(layers)
     dtype = jnp.result_type(inputs, layers[0].weight)

@@ -218,6 +218,13 @@ def _train(
             f"{out} already holds a run (checkpoint.npz); pass --resume to continue it or "
             "choose another --out."
         )
+    if resume and not ckpt.exists() and not (out / "config.json").exists():
+        # A run killed before its first checkpoint has config.json and restarts from step 0;
+        # a folder with neither holds no run at all.
+        raise ConfigError(
+            f"--resume: {out} holds no run to continue (no config.json, no checkpoint.npz); "
+            "drop --resume to start a new run there, or name the run's folder with --out."
+        )
     resuming = resume and ckpt.exists()
     changes: list = []
     if resuming:  # before building anything: a refused change costs nothing
