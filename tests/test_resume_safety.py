@@ -346,3 +346,10 @@ def test_resume_into_a_folder_without_a_run_is_refused(tmp_path):
     r = _cli("train", "--resume", "--set", "train.steps=2", "--out", empty)
     assert r.returncode == 2 and "holds no run to continue" in r.stderr, r.stderr
     assert sorted(p.name for p in empty.iterdir()) == []  # nothing written, no lock left
+
+
+def test_a_refused_run_into_a_new_folder_leaves_no_folder(tmp_path):
+    new = tmp_path / "new-run"
+    r = _cli("train", "--set", "train.batch_size=100000", "--set", "train.steps=1", "--out", new)
+    assert r.returncode == 2 and "train.batch_size = 100000" in r.stderr, r.stderr
+    assert not new.exists()

@@ -577,3 +577,11 @@ def test_every_task_implements_the_task_interface():
 
         for fig in figures.values():
             plt.close(fig)
+
+
+def test_integers_beyond_64_bits_are_refused_naming_the_key():
+    from weakgrad.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=r"train.steps = 99999999999999999999 is out of range"):
+        config_from_dict({"train": {"steps": 99999999999999999999}})
+    assert config_from_dict({"train": {"seed": 2**40}}).train.seed == 2**40  # large seeds: fine

@@ -125,6 +125,10 @@ def _convert(where: str, value: Any, kind: str, example: Any) -> Any:
     if expected is float and not math.isfinite(value):
         hint = ' (hold = "run" holds each draw for the whole run)' if "hold_ms" in where else ""
         raise ConfigError(f"{where} = {value!r} must be a finite number{hint}.")
+    if expected is int and not -(2**63) <= value < 2**63:
+        # TOML's integers are 64-bit; Python's would carry a larger one into NumPy and JAX,
+        # which overflow on it.
+        raise ConfigError(f"{where} = {value!r} is out of range; use a whole number below 2**63.")
     return value
 
 

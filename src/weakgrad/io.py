@@ -175,6 +175,7 @@ def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") 
 
     from weakgrad.errors import ConfigError
 
+    created = not Path(folder).exists()
     folder = writable_folder(folder, option=option)
     lock = folder / _LOCK_NAME
     host = socket.gethostname()
@@ -244,11 +245,17 @@ def folder_lock(folder: str | os.PathLike, *, what: str, option: str = "--out") 
     # Staging folders of killed runs (kill -9 skips their cleanup): nobody else writes here.
     for leftover in [*folder.glob(".staging-*"), *folder.glob("*/.staging-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
+    failed = True
     try:
         yield lock
+        failed = False
     finally:
         if _read_lock(lock) == me:
             lock.unlink(missing_ok=True)
+        if failed and created:
+            # A command refused before it wrote anything leaves no new, empty folder behind.
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
 
 
 MANIFEST = "manifest.json"
