@@ -231,6 +231,17 @@ class EstimatorSection(Section, abc.ABC):
         return None
 
     @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        """The estimator at one point of the ``gradcheck`` grid: this section with
+        ``samples`` and ``sigma`` (the perturbation size), one estimate of all compared
+        parameters (no alternation). ``layers``: the layers node perturbation perturbs;
+        ``dim``: the number of compared parameters (the mollifier's scale)."""
+        del layers, dim
+        return cls(samples=samples, sigma=sigma, alternate=False).build()
+
+    @classmethod
     def _unknown(cls, key: str) -> ConfigError:
         takers = [n for n, c in registry.estimator_sections().items() if key in c.keys()]
         if takers:
@@ -372,6 +383,13 @@ class NodeSection(EstimatorSection):
         )  # fmt: skip
         return _alternate(est, self.alternate)
 
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        est = cls(samples=samples, sigma=sigma, alternate=False).build()
+        return dataclasses.replace(est, layers=layers)
+
     def eval_noise(
         self, n_layers: int, dt_ms: float | None
     ) -> tuple[tuple[float, ...], int, int | None] | None:
@@ -395,6 +413,12 @@ class StepwiseNodeSection(EstimatorSection):
 
         return StepwiseNodePerturbation(sigma=self.sigma, samples=self.samples)
 
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        return dataclasses.replace(cls(samples=samples, sigma=sigma).build(), layers=layers)
+
 
 @registry.register_estimator_section("autodiff")
 @dataclasses.dataclass(frozen=True)
@@ -409,6 +433,61 @@ class AutodiffSection(EstimatorSection):
         from weakgrad.estimators import Autodiff
 
         return Autodiff(clip=self.clip)
+
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        return cls().build()  # the reference: samples and sigma do not apply
+
+
+@registry.register_estimator_section("mollified")
+@dataclasses.dataclass(frozen=True)
+class MollifiedSection(EstimatorSection):
+    """The gradient of the loss mollified by the study's bump of half-width ``width`` in
+    parameter space, by Monte Carlo (``samples`` rounded up to pairs)."""
+
+    name: ClassVar[str] = "mollified"
+    samples: int = _field(100, _positive)
+    width: float = _field(0.01, _positive)
+    alternate: bool = True
+
+    def build(self, *, dt_ms: float | None = None) -> Any:
+        from weakgrad.estimators import MollifiedMonteCarlo
+
+        s = self.samples
+        est = MollifiedMonteCarlo(width=self.width, samples=max(2, s + s % 2))
+        return _alternate(est, self.alternate)
+
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        # A bump in dim dimensions concentrates near its radius: sigma is the per-coordinate
+        # scale, so the half-width is sigma * sqrt(dim).
+        return cls(samples=samples, width=sigma * dim**0.5, alternate=False).build()
+
+
+@registry.register_estimator_section("fd")
+@dataclasses.dataclass(frozen=True)
+class CentralDifferenceSection(EstimatorSection):
+    """Central finite differences of every parameter with step ``step`` (2 evaluations per
+    parameter; ``alternate``: one layer per step)."""
+
+    name: ClassVar[str] = "fd"
+    step: float = _field(1e-3, _positive)
+    alternate: bool = True
+
+    def build(self, *, dt_ms: float | None = None) -> Any:
+        from weakgrad.estimators import CentralDifference
+
+        return _alternate(CentralDifference(step=self.step), self.alternate)
+
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        return cls(step=sigma, alternate=False).build()
 
 
 # --- [task] -------------------------------------------------------------------------------

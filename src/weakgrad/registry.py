@@ -1,7 +1,7 @@
 """The one place where names (in configs and on the command line) map to classes.
 
-- :func:`grid_estimator` and :data:`GRID_ESTIMATORS`: the estimators of the ``gradcheck``
-  command, built from a sample count and a perturbation size.
+- :func:`grid_estimator` and :func:`estimator_names`: the estimators of the ``gradcheck``
+  command, built by the same config sections from a sample count and a perturbation size.
 - :func:`estimator_sections` and :func:`task_sections`: name -> config section class of a
   training config's ``[estimator]`` and ``[task]`` (each section validates its own fields
   and builds its object; see :mod:`weakgrad.config`).
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from weakgrad.estimators import AbstractEstimator
 
 __all__ = [
-    "GRID_ESTIMATORS",
     "HH_READOUTS",
     "MNIST_INITS",
     "MNIST_MODELS",
@@ -32,6 +31,7 @@ __all__ = [
     "SCHEDULES",
     "SPIKE_LOSSES",
     "TASKS",
+    "estimator_names",
     "estimator_sections",
     "grid_estimator",
     "register_estimator_section",
@@ -50,51 +50,28 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 TASKS = ("mnist", "spike-train")
 
-GRID_ESTIMATORS = (
-    "regression",
-    "smoothing",
-    "spsa",
-    "mollified",
-    "node",
-    "node-stepwise",
-    "fd",
-    "autodiff",
-)
-
 
 def grid_estimator(
     name: str, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
 ) -> AbstractEstimator:
-    """The estimator ``name`` for one point of a (samples, sigma) grid.
+    """The estimator ``name`` at one point of a (samples, sigma) grid, built by its config
+    section (:meth:`weakgrad.config.EstimatorSection.for_grid`): one table of names for
+    configs and the ``gradcheck`` command, and the same rounding of ``samples`` in both.
 
     ``sigma`` is the perturbation size: the weight std of the weight-space methods, the
     finite-difference step (fd, spsa), the pre-activation noise std of node perturbation,
-    and sqrt(``dim``) times the per-coordinate scale of the mollifier's bump (a bump in
-    ``dim`` dimensions concentrates near its radius). ``layers``: the layers node
-    perturbation perturbs (None: all). Sample counts are rounded to what each method
-    needs: at least 2 for regression, node perturbation and the paired methods (smoothing,
-    mollified: rounded down to even), ``samples // 2`` pairs for SPSA.
+    and the per-coordinate scale of the mollifier's bump. ``layers``: the layers node
+    perturbation perturbs (None: all); ``dim``: the number of compared parameters.
     """
-    from weakgrad import estimators as E
+    sections = estimator_sections()
+    if name not in sections:
+        raise ConfigError(f"unknown estimator {name!r}; choose from {', '.join(sections)}.")
+    return sections[name].for_grid(samples=samples, sigma=sigma, layers=layers, dim=dim)
 
-    s, sg = samples, sigma
-    if name == "regression":
-        return E.Regression(sigma=sg, samples=max(s, 2))
-    if name == "smoothing":
-        return E.GaussianSmoothing(sigma=sg, samples=max(2, s - s % 2))
-    if name == "spsa":
-        return E.SPSA(step=sg, samples=max(1, s // 2))
-    if name == "mollified":
-        return E.MollifiedMonteCarlo(width=sg * dim**0.5, samples=max(2, s - s % 2))
-    if name == "node":
-        return E.NodePerturbation(sigma=sg, samples=max(2, s), layers=layers)
-    if name == "node-stepwise":
-        return E.StepwiseNodePerturbation(sigma=sg, samples=s, layers=layers)
-    if name == "fd":
-        return E.CentralDifference(step=sg)
-    if name == "autodiff":
-        return E.Autodiff()
-    raise ConfigError(f"unknown estimator {name!r}; choose from {', '.join(GRID_ESTIMATORS)}.")
+
+def estimator_names() -> tuple[str, ...]:
+    """Every estimator name configs and ``gradcheck`` accept, in registration order."""
+    return tuple(estimator_sections())
 
 
 # Config sections register themselves here (weakgrad.config defines them); the accessors

@@ -21,7 +21,7 @@ from weakgrad.analysis._checks import at_most, finite
 from weakgrad.analysis._checks import seed as check_seed
 from weakgrad.analysis.diagnostics import GradCheck
 from weakgrad.errors import ConfigError
-from weakgrad.registry import GRID_ESTIMATORS, HH_READOUTS
+from weakgrad.registry import HH_READOUTS, estimator_names
 
 __all__ = ["GradcheckSettings", "GradientHeatmap", "GradcheckStudy", "gradcheck_study"]
 
@@ -48,7 +48,7 @@ class GradcheckSettings:
     Attributes:
         model: "linear", "ann" (sigmoid) or "hh-short" (Hodgkin-Huxley over ``duration_ms``
             ms at ``dt_ms`` ms, read out as ``readout``: "release" or "voltage").
-        estimators: names from :data:`weakgrad.registry.GRID_ESTIMATORS`.
+        estimators: names from :func:`weakgrad.registry.estimator_names`.
         samples, sigmas: the grid (sigma in each estimator's perturbation units; see
             :func:`weakgrad.registry.grid_estimator`).
         repeats: estimates per grid point (error bars).
@@ -79,7 +79,7 @@ class GradcheckSettings:
         for sigma in self.sigmas:
             finite("--sigmas", sigma)
         check_seed(self.seed)
-        unknown = [n for n in self.estimators if n not in GRID_ESTIMATORS]
+        unknown = [n for n in self.estimators if n not in estimator_names()]
         folder = self.data_dir or os.environ.get("WEAKGRAD_DATA") or None
         for ok, message in [
             (
@@ -93,7 +93,7 @@ class GradcheckSettings:
             (
                 not unknown and bool(self.estimators),
                 f"--estimators: unknown {', '.join(unknown) or '(empty)'}; choose from "
-                f"{', '.join(GRID_ESTIMATORS)} (comma-separated).",
+                f"{', '.join(estimator_names())} (comma-separated).",
             ),
             (
                 bool(self.samples) and min(self.samples) >= 1,
