@@ -115,7 +115,7 @@ def test_layer_scale_multiplies_each_layers_update(tmp_path):
             "[estimator]\nname = 'node'\nsamples = 8\n",
             ["estimator.name=autodiff"],
             "estimator.samples does not apply to estimator.name = 'autodiff'; it is a key of "
-            "regression, smoothing, spsa, node, node-stepwise. Leave it out, or switch "
+            "regression, smoothing, spsa, node, node-stepwise, mollified. Leave it out, or switch "
             "estimators by replacing the section: --set 'estimator={name=\"autodiff\", ...}'",
         ),
         ("", ["estimator.clip=1"], "it is a key of autodiff"),
