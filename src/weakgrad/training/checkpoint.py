@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
 from weakgrad.errors import ConfigError
 from weakgrad.io import write_csv, write_npz
@@ -99,13 +100,20 @@ def load_checkpoint(path: Path, template: Any) -> tuple[Any, int, float]:
     return jax.tree_util.tree_unflatten(treedef, loaded), step, seconds
 
 
-def non_finite_leaves(state: Any) -> list[int]:
-    """Indices of the floating-point leaves of ``state`` holding a NaN or an infinity."""
-    return [
-        i
-        for i, x in enumerate(jax.tree_util.tree_leaves(state))
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact) and not bool(jnp.all(jnp.isfinite(x)))
+def finite_leaves(state: Any) -> Array:
+    """Traceable: one flag per leaf of ``state``, False where a floating-point leaf holds a
+    NaN or an infinity (other leaves: True)."""
+    flags = [
+        jnp.all(jnp.isfinite(x)) if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else True
+        for x in jax.tree_util.tree_leaves(state)
     ]
+    return jnp.asarray(flags, bool)
+
+
+def non_finite_leaves(state: Any) -> list[int]:
+    """Indices of the floating-point leaves of ``state`` holding a NaN or an infinity (one
+    transfer to the host)."""
+    return [int(i) for i in np.flatnonzero(~np.asarray(jax.device_get(finite_leaves(state))))]
 
 
 def check_metrics_for_resume(path: Path, start: int, seconds: float) -> None:
@@ -209,11 +217,19 @@ class MetricsLog:
         self._writer = csv.writer(self._file)
 
     def write(self, row: dict[str, Any]) -> None:
+        # Flushed every row: a killed process loses nothing. Synced to disk only by sync(),
+        # before each checkpoint, not at every step.
         self._writer.writerow([_fmt(row[c]) for c in METRIC_COLUMNS])
+        self._file.flush()
+
+    def sync(self) -> None:
+        """Put the rows on disk (call before writing a checkpoint that counts them, so that
+        after a power loss the rows are never behind the checkpoint)."""
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
+        self.sync()
         self._file.close()
 
     def __enter__(self) -> MetricsLog:

@@ -45,6 +45,7 @@ from weakgrad.training.checkpoint import (
     MetricsLog,
     best_in_metrics,
     check_metrics_for_resume,
+    finite_leaves,
     load_checkpoint,
     non_finite_leaves,
     rank,
@@ -91,11 +92,7 @@ def _step(state: tuple, obj: Any, key: Array, est: Any, opt: Any, ema: float) ->
         new += (jax.tree.map(lambda z, p: ema * z + (1 - ema) * p, state[3], params),)
     # Whether the new state is finite, computed in the same compiled step: the loop reads
     # it with the loss in one transfer instead of a second dispatch per step.
-    finite = jnp.bool_(True)
-    for x in jax.tree_util.tree_leaves(new):
-        if eqx.is_inexact_array(x):
-            finite = finite & jnp.all(jnp.isfinite(x))
-    return new, info.loss, info.evals, finite
+    return new, info.loss, info.evals, jnp.all(finite_leaves(new))
 
 
 def build(cfg: TrainConfig) -> tuple[AbstractTask, Any, Any]:
@@ -272,6 +269,7 @@ def _train(
             row["seconds"] = time.perf_counter() - t0
             log.write(row)
             if (step + 1) % tr.checkpoint_every == 0 or last:
+                log.sync()  # the rows the checkpoint counts reach the disk first
                 save_checkpoint(ckpt, state, step + 1, row["seconds"])
                 kept = step + 1
             if progress is not None:
