@@ -381,3 +381,12 @@ def test_cli_help_lists_the_experiments():
         # rich wraps the help in a box, breaking lines anywhere: compare without spaces
         flat = "".join(ch for ch in out if not ch.isspace() and ch != "│")
         assert e.name in flat, e.name
+
+
+def test_voltage_claim_without_a_spike_is_not_reproduced():
+    # A positive kernel cannot steepen a trace, so "falling" alone could not fail; a zoom
+    # that caught no spike has nothing to smooth and must not pass.
+    check = ALL_CLAIMS["voltage-mollification-smooths-spike"].check
+    data = {"raw_max_slope": 1.0, "max_slope": [0.4, 0.2, 0.1], "spike_found": False}
+    verdict, measured = check(data)
+    assert verdict is Verdict.NOT_REPRODUCED and "no spike" in measured

@@ -10,8 +10,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+import inspect
 import json
-import marshal
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -93,13 +93,19 @@ class ExperimentResult(abc.ABC):
 
 
 def claims_key(experiment: AbstractExperiment) -> str:
-    """A fingerprint of the experiment's claims (ids, wording, the checks' compiled code and
-    constants): a cached run whose verdicts came from other checks is run again."""
+    """A fingerprint of the experiment's claims: ids, wording, and the source of the modules
+    their checks live in and of the shared measures (:mod:`weakgrad.experiments.claims`),
+    so a cached run whose verdicts came from other checks, or from other helpers of theirs
+    (a roughness or jump measure), is run again."""
+    from weakgrad.experiments import claims as shared
+
     h = hashlib.sha256()
+    modules = {inspect.getmodule(c.check) for c in experiment.claims} | {shared}
+    for module in sorted(modules, key=lambda m: m.__name__):
+        h.update(inspect.getsource(module).encode())
     for c in experiment.claims:
         h.update(f"{c.id}\0{c.claim}\0{c.measures}\0".encode())
-        code = getattr(c.check, "__code__", None)
-        h.update(marshal.dumps(code) if code is not None else repr(c.check).encode())
+        h.update(inspect.getsource(c.check).encode())  # the check itself, wherever it lives
     return h.hexdigest()[:16]
 
 

@@ -44,7 +44,10 @@ class VoltageSettings(ExperimentSettings):
 def check_spike_smoothed(data: Mapping[str, Any]) -> tuple[Verdict, str]:
     """The steepest voltage slope (|dV/dt|, mV/ms) at the zoomed spike, away from the border
     region, after each pass: falling with every pass and at most half the raw one after the
-    last: reproduced; falling but not that far: partly."""
+    last: reproduced; falling but not that far: partly. No spike in the zoom: there is
+    nothing to smooth, not reproduced."""
+    if not data.get("spike_found", True):
+        return Verdict.NOT_REPRODUCED, "no spike in the zoomed trace: nothing to mollify"
     raw = float(data["raw_max_slope"])
     passes = [float(v) for v in data["max_slope"]]
     falling = all(b < a for a, b in zip([raw, *passes], passes, strict=False))
