@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -164,3 +165,13 @@ def all_experiments() -> list[AbstractExperiment]:
         ScoreVsQuadratureExperiment(),
         SelfCoupledNeuron(),
     ]
+
+
+@functools.lru_cache(maxsize=8)
+def swept_curve(settings: Any) -> Any:
+    """``weakgrad.analysis.landscape.landscape_study(settings).curve``, swept once per
+    process for every experiment that asks for the same curve (the single-neuron landscape,
+    trial averaging, the descents and the mollified curve share theirs)."""
+    from weakgrad.analysis.landscape import landscape_study
+
+    return landscape_study(settings).curve

@@ -7,14 +7,18 @@ descends), the paths :func:`weakgrad.analysis.descend.grid_descent`'s."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.base import (
+    AbstractExperiment,
+    ExperimentResult,
+    ExperimentSettings,
+    swept_curve,
+)
 from weakgrad.experiments.claims import Claim, Verdict, low_loss_level
 
 __all__ = [
@@ -47,13 +51,6 @@ class DescentSettings(ExperimentSettings):
     neighbours: int = 10
 
 
-@functools.lru_cache(maxsize=2)
-def _sweep(sweep_settings):
-    from weakgrad.analysis.landscape import landscape_study
-
-    return landscape_study(sweep_settings).curve
-
-
 def _curve(s: DescentSettings, method: str, progress, *, width: float = 0.1):
     """The curve ``weakgrad descend`` would descend; swept once per process for both
     experiments (same settings, same curve)."""
@@ -63,7 +60,7 @@ def _curve(s: DescentSettings, method: str, progress, *, width: float = 0.1):
         method=method, eta=s.etas[0], w0=s.w0, steps=s.steps, growth=s.growth,
         neighbours=s.neighbours, width=width, points=s.points, tau_ms=s.tau_ms, seed=s.seed,
     )  # fmt: skip
-    return d, _sweep(d.sweep_settings())
+    return d, swept_curve(d.sweep_settings())
 
 
 def _paths(s: DescentSettings, method: str, progress):

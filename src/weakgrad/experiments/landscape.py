@@ -12,7 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.base import (
+    AbstractExperiment,
+    ExperimentResult,
+    ExperimentSettings,
+    swept_curve,
+)
 from weakgrad.experiments.claims import Claim, Verdict, jump_mask, roughness
 
 __all__ = [
@@ -46,14 +51,15 @@ class LandscapeExperimentSettings(ExperimentSettings):
 
 
 def _sweep(s: LandscapeExperimentSettings, *, zoom: bool, trials: int, noise: float, progress):
-    from weakgrad.analysis.landscape import LandscapeSettings, landscape_study
+    from weakgrad.analysis.landscape import LandscapeSettings
 
     settings = LandscapeSettings(
         zoom=ZOOM if zoom else None, w_min=0.0, w_max=3.0,
         points=s.zoom_points if zoom else s.points, trials=trials, noise=noise,
         tau_ms=s.tau_ms, dt_ms=s.dt_ms, i0=I0, seed=s.seed,
     )  # fmt: skip
-    return landscape_study(settings, progress=progress).curve
+    del progress  # the runner reports per experiment
+    return swept_curve(settings)  # once per process: trial averaging reuses the 1-trial curve
 
 
 def _curve_data(prefix: str, curve) -> dict[str, np.ndarray]:
