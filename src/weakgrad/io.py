@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "format_cell",
     "MANIFEST",
     "atomic_path",
     "check_manifest",
@@ -71,7 +72,8 @@ def _umask() -> int:
     return mask
 
 
-def _fmt(v: Any) -> Any:
+def format_cell(v: Any) -> Any:
+    """How every CSV weakgrad writes shows a value: floats with 9 significant digits."""
     return f"{v:.9g}" if isinstance(v, float) else v
 
 
@@ -83,7 +85,7 @@ def write_csv(
         writer = csv.writer(f)
         writer.writerow(header)
         for row in rows:
-            writer.writerow([_fmt(v) for v in row])
+            writer.writerow([format_cell(v) for v in row])
     return Path(path)
 
 

@@ -195,7 +195,7 @@ def plot_descent(w, loss, path, *, smooth=None, title: str = ""):
         label="path",
     )
     fig.colorbar(sc, ax=ax, label="step")
-    ax.set_xlabel("input weight w")
+    ax.set_xlabel("input weight w (current = w * I0, uA/cm^2)")
     ax.set_ylabel("loss: mean output over tau")
     ax.legend(fontsize=8)
     ax.set_title(title)

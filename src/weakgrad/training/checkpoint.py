@@ -16,7 +16,7 @@ import numpy as np
 from jax import Array
 
 from weakgrad.errors import ConfigError
-from weakgrad.io import write_csv, write_npz
+from weakgrad.io import format_cell, write_csv, write_npz
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -168,7 +168,7 @@ def _complete(rows: list[list[str]]) -> list[list[str]]:
 
 def _same_time(text: str, seconds: float) -> bool:
     try:
-        return float(text) == float(_fmt(seconds))
+        return float(text) == float(format_cell(seconds))
     except ValueError:
         return False
 
@@ -194,10 +194,6 @@ def best_in_metrics(path: Path) -> tuple[float, float]:
     return best
 
 
-def _fmt(v: Any) -> Any:
-    return f"{v:.9g}" if isinstance(v, float) else v
-
-
 class MetricsLog:
     """``metrics.csv``: :data:`METRIC_COLUMNS`, one row per step, each flushed to disk as it
     is written, so a crash loses at most the current step. Opened at ``start`` > 0 (a
@@ -219,7 +215,7 @@ class MetricsLog:
     def write(self, row: dict[str, Any]) -> None:
         # Flushed every row: a killed process loses nothing. Synced to disk only by sync(),
         # before each checkpoint, not at every step.
-        self._writer.writerow([_fmt(row[c]) for c in METRIC_COLUMNS])
+        self._writer.writerow([format_cell(row[c]) for c in METRIC_COLUMNS])
         self._file.flush()
 
     def sync(self) -> None:
