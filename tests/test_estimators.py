@@ -313,6 +313,21 @@ def test_masked_and_alternate():
     assert seen == [(True, False), (False, True), (True, False)]
 
 
+def test_alternate_mixes_groups_with_and_without_a_standard_error():
+    # Regression with S = 4 fits group "b" (2 parameters + intercept) by least squares, with
+    # a standard error, and group "a" (3 + 1) by minimum norm, without one: the issue-16 crash
+    # (lax.switch on mismatched structures). "a" then reports NaN: unknown, not zero.
+    obj = Objective(quadratic)
+    est = Alternate(Regression(sigma=1e-3, samples=4, antithetic=False))
+    state = est.init(P0)
+    g, state, info = _estimate(est, obj, P0, state, jax.random.key(0))
+    assert np.all(np.isnan(np.asarray(info.stderr["a"])))
+    g, state, info = _estimate(est, obj, P0, state, jax.random.key(1))
+    assert np.all(np.isfinite(np.asarray(info.stderr["b"])))
+    assert np.all(np.asarray(g["a"]) == 0)
+    np.testing.assert_allclose(np.asarray(g["b"]), true_grad(P0)["b"], rtol=1e-2)
+
+
 def test_bad_input_gets_a_clear_error():
     with pytest.raises(ValueError, match=r"GaussianSmoothing.sigma must be a positive"):
         GaussianSmoothing(sigma=0.0)
