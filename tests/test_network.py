@@ -82,7 +82,21 @@ def test_record_keeps_only_what_is_asked():
     np.testing.assert_allclose(full.outputs[0].mean(0), lean.mean_output[0], rtol=1e-5)
     mv = _run(net, steps=500, record=wg.Record(mean_voltage=True))
     np.testing.assert_allclose(mv.mean_voltage[0], full.voltages[0].mean(0), rtol=1e-5)
-    assert lean.mean_voltage is None
+    assert lean.mean_voltage is None and lean.currents is None
+
+
+def test_recorded_currents_are_the_weighted_input():
+    """With the instantaneous synapse, a layer's current is x @ W + b (+ recurrence): the
+    recurrent linear network's current at step t is its output at step t."""
+    r = jnp.array([[0.5, -0.2], [0.3, 0.2]])
+    net = wg.Network.complete_graph(2, wg.Linear(), recurrent=r, bias=jnp.array([1.0, -0.5]))
+    tr = _run(net, steps=4, record=wg.Record(outputs=True, currents=True))
+    np.testing.assert_allclose(tr.currents[0], tr.outputs[0], rtol=1e-6)
+    w = jnp.array([0.0, 10.0, 50.0])
+    hh = _run(wg.Network.independent(3, wg.HodgkinHuxley(), weight=w), steps=5,
+              record=wg.Record(currents=True))  # fmt: skip
+    assert hh.currents[0].shape == (5, 3)
+    np.testing.assert_allclose(hh.currents[0], np.broadcast_to(np.asarray(w), (5, 3)) * 1.0)
 
 
 def test_vmap_over_keys_inputs_and_parameters():

@@ -255,6 +255,8 @@ class Record(eqx.Module):
         voltages: membrane potential (mV) per step, after the step's update.
         mean_voltage: time average of each neuron's membrane potential (mV): a graded
             readout that, unlike spike counts, moves with the drive below threshold too.
+        currents: input current into each neuron per step (uA/cm^2 for HH neurons; the
+            weighted input after the synapse, perturbation included), ``(steps, n)``.
     """
 
     counts: bool = eqx.field(static=True, default=True)
@@ -263,6 +265,7 @@ class Record(eqx.Module):
     outputs: bool = eqx.field(static=True, default=False)
     voltages: bool = eqx.field(static=True, default=False)
     mean_voltage: bool = eqx.field(static=True, default=False)
+    currents: bool = eqx.field(static=True, default=False)
 
 
 class StepContext(eqx.Module):
@@ -391,6 +394,7 @@ class Trace(eqx.Module):
     valid: Array  # bool scalar: False if any state ever blew up during the run
     mean_voltage: tuple[Array, ...] | None = None  # mV, with Record(mean_voltage=True)
     perturbation: Any = None  # what the perturbation accumulated (its finish())
+    currents: tuple[Array, ...] | None = None  # per step, with Record(currents=True)
 
     def spike_times(self, layer: int = -1) -> list[np.ndarray]:
         """Spike times (ms, step index times dt) of each neuron of ``layer``; needs
@@ -538,7 +542,7 @@ def simulate(
         t = x_t["t"]
         x = x_t["x"] if per_step_input else inputs
         p_state = carry.perturb
-        new_n, new_s, new_prev, outs = [], [], [], []
+        new_n, new_s, new_prev, outs, currents = [], [], [], [], []
         layer_in, drives, step_keys = [], [], []
         for i, layer in enumerate(layers):
             layer_in.append(x)
@@ -552,6 +556,7 @@ def simulate(
                 )  # fmt: skip
             drives.append(drive)
             s_state, current = layer.synapse.step(carry.synapse[i], drive, dt)
+            currents.append(current)
             k = None if words[i] is None else StepKey(words[i], t)
             step_keys.append(k)
             n_state, out = layer.neuron.step(carry.neuron[i], current, dt, key=k)
@@ -579,6 +584,8 @@ def simulate(
             ys["spikes"] = tuple(o.spike for o in outs)
         if record.outputs:
             ys["outputs"] = tuple(o.value for o in outs)
+        if record.currents:
+            ys["currents"] = tuple(currents)
         if record.voltages:
             pairs = zip(layers, new_n, strict=True)
             ys["voltages"] = tuple(la.neuron.voltage(st) for la, st in pairs)
@@ -640,4 +647,5 @@ def simulate(
         valid=ok,
         mean_voltage=mean_voltage,
         perturbation=result,
+        currents=ys.get("currents"),
     )
