@@ -16,6 +16,7 @@ from weakgrad.estimators import Alternate, Regression
 from weakgrad.tasks.spike_trains import (
     CrossCorrelation,
     VanRossum,
+    correlation_vs_lag,
     read_nwb_units,
     spike_train_objective,
     synthetic_spike_trains,
@@ -99,6 +100,28 @@ def test_spike_train_losses():
     near, far = jnp.roll(a, 5, axis=0), jnp.roll(a, 50, axis=0)
     assert float(vr(near, a)) < float(vr(far, a))
     assert float(cc(near, a)) < float(cc(far, a))
+
+
+def test_lagged_cross_correlation_matches_a_delayed_copy():
+    """The study's loss integral y(t) y*(t + lag): a target that repeats the output 5 ms
+    later is a match at lag 5 ms (loss 0 on the overlap), not at lag 0; a lag is not
+    symmetric (the copy leads instead of lags at -5 ms)."""
+    dt = 0.1
+    k1 = jax.random.key(3)
+    out = (jax.random.uniform(k1, (2000, 2)) < 0.01).astype(jnp.float32)
+    target = jnp.roll(out, 50, axis=0).at[:50].set(0.0)  # 5 ms later
+    lagged = CrossCorrelation(tau_ms=2.0, dt_ms=dt, lag_ms=5.0)
+    zero = CrossCorrelation(tau_ms=2.0, dt_ms=dt)
+    assert float(lagged(out, target)) == pytest.approx(0.0, abs=1e-5)
+    assert float(zero(out, target)) > 0.5
+    assert float(CrossCorrelation(2.0, dt, lag_ms=-5.0)(out, target)) > 0.5
+    lags = np.arange(-10.0, 10.5, 0.5)
+    curve = correlation_vs_lag(out, target, dt_ms=dt, tau_ms=2.0, lags_ms=lags)
+    assert lags[np.argmax(curve)] == 5.0 and curve.max() == pytest.approx(1.0, abs=1e-5)
+    # Lag 0 reproduces the zero-lag form exactly (same numbers as before the option).
+    assert float(CrossCorrelation(2.0, dt, lag_ms=0.0)(out, target)) == float(zero(out, target))
+    with pytest.raises(ValueError, match=r"lag_ms = 300.0 is 3000 steps"):
+        CrossCorrelation(2.0, dt, lag_ms=300.0)(out, target)
 
 
 def test_regression_reduces_the_replication_loss():

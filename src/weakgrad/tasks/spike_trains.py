@@ -39,6 +39,8 @@ __all__ = [
     "exponential_filter",
     "VanRossum",
     "CrossCorrelation",
+    "normalised_correlation",
+    "correlation_vs_lag",
     "spike_train_objective",
     "all_spike_losses",
 ]
@@ -196,19 +198,57 @@ class VanRossum(AbstractSpikeLoss):
 
 
 class CrossCorrelation(AbstractSpikeLoss):
-    """``1 - `` the normalised zero-lag correlation of the filtered trains, averaged over
-    cells (0 for identical trains, 1 for uncorrelated ones; a silent cell counts as 1)."""
+    """``1 - `` the normalised correlation of the filtered trains at lag ``lag_ms``,
+    averaged over cells (0 for identical trains, 1 for uncorrelated ones; a silent cell
+    counts as 1).
+
+    The study's cross-correlation loss (000, "Cross-Correlation") is
+    ``integral y(t) y*(t + lag) dt`` of the output ``y`` and the target ``y*``: with
+    ``lag_ms > 0`` an output that the target repeats ``lag_ms`` later scores as a match.
+    The correlation is taken over the overlap of the two windows (``steps - lag`` steps);
+    ``lag_ms`` is rounded to whole steps and may be negative."""
 
     tau_ms: float = 10.0
     dt_ms: float | None = None
+    lag_ms: float = eqx.field(static=True, default=0.0)
 
     def distance(self, output: Array, target: Array, dt_ms: float) -> Array:
         fo = exponential_filter(output, dt_ms, self.tau_ms)
         ft = exponential_filter(target, dt_ms, self.tau_ms)
-        fo, ft = fo - fo.mean(0), ft - ft.mean(0)
-        num = jnp.sum(fo * ft, axis=0)
-        den = jnp.sqrt(jnp.sum(fo * fo, axis=0) * jnp.sum(ft * ft, axis=0))
-        return jnp.mean(1.0 - jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0))
+        k = int(round(self.lag_ms / dt_ms))
+        if abs(k) >= fo.shape[0]:
+            raise ValueError(
+                f"CrossCorrelation.lag_ms = {self.lag_ms} is {abs(k)} steps of {dt_ms} ms, not "
+                f"shorter than the {fo.shape[0]}-step trains; use a lag below "
+                f"{fo.shape[0] * dt_ms:g} ms."
+            )
+        if k > 0:
+            fo, ft = fo[:-k], ft[k:]
+        elif k < 0:
+            fo, ft = fo[-k:], ft[:k]
+        return 1.0 - jnp.mean(normalised_correlation(fo, ft))
+
+
+def normalised_correlation(a: Array, b: Array) -> Array:
+    """Per column, the Pearson correlation of ``(steps, n)`` signals ``a`` and ``b`` (0
+    where either is constant)."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    num = jnp.sum(a * b, axis=0)
+    den = jnp.sqrt(jnp.sum(a * a, axis=0) * jnp.sum(b * b, axis=0))
+    return jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0)
+
+
+def correlation_vs_lag(
+    output: Array, target: Array, *, dt_ms: float, tau_ms: float, lags_ms: Array
+) -> np.ndarray:
+    """``1 - CrossCorrelation(tau_ms, dt_ms, lag).distance`` for each lag in ``lags_ms``:
+    the normalised cross-correlation of the filtered trains as a function of the lag."""
+    return np.array(
+        [
+            1.0 - float(CrossCorrelation(tau_ms, dt_ms, float(lag))(output, target))
+            for lag in np.asarray(lags_ms)
+        ]
+    )
 
 
 def all_spike_losses(dt_ms: float = 0.1) -> list[AbstractSpikeLoss]:
