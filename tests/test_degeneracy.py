@@ -215,3 +215,27 @@ def test_settings_refuse_bad_values(kw, match):
         DeepLinearSettings(**kw)
     with pytest.raises(ConfigError, match="depths"):
         ProductSettings(depths=(0,))
+
+
+def test_drive_jacobian_is_the_input_jacobian():
+    """wrt='drive' (the chain rule through the first layer's drive) gives the input
+    Jacobian's spectra: autodiff on a sigmoid network, and the perturbation estimate of a
+    linear one (exact once samples >= the drive's size) against its weight product."""
+    from weakgrad.sim.neurons.rate import Sigmoid
+
+    net = Network.feedforward([9, 4, 3], Sigmoid(), key=KEY, bias=0.1)
+    xs = jax.random.normal(jax.random.key(1), (2, 9))
+    obj = NetworkObjective(net, xs, jnp.zeros((2, 3)), MSE())
+    a = network_spectra(obj, key=KEY)
+    b = network_spectra(obj, key=KEY, wrt="drive")
+    for name in a.values:
+        np.testing.assert_allclose(b.values[name], a.values[name], rtol=1e-4, atol=1e-6)
+    lin = NetworkObjective(Network.feedforward([9, 4, 3], Linear(), key=KEY), xs, xs[:, :3], MSE())
+    c = network_spectra(lin, key=KEY, wrt="drive", method=Perturbation(0.3, 8), layers=False)
+    ws = [np.asarray(la.weight, np.float64) for la in lin.net.layers]
+    np.testing.assert_allclose(
+        c.values["input-output"][1], np.linalg.svd(ws[0] @ ws[1], compute_uv=False), rtol=1e-3
+    )
+    assert set(c.values) == {"input-output"}
+    with pytest.raises(ValueError, match="wrt"):
+        network_spectra(obj, key=KEY, wrt="weights")

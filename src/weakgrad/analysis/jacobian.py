@@ -91,12 +91,27 @@ class AbstractJacobianMethod(eqx.Module):
     @abc.abstractmethod
     def __call__(self, fn: Callable[[Array], Array], x: Array, key: Array) -> Array: ...
 
+    def with_value(self, fn: Callable[[Array], Array], x: Array, key: Array) -> tuple[Array, Array]:
+        """The Jacobian and ``fn(x)`` (methods that get the value on the way override it)."""
+        return self(fn, x, key), fn(x)
+
 
 class Autodiff(AbstractJacobianMethod):
     """By automatic differentiation (:func:`jacobian`); ``key`` is unused."""
 
     def __call__(self, fn: Callable[[Array], Array], x: Array, key: Array) -> Array:
         return jacobian(fn, x)
+
+    def with_value(self, fn: Callable[[Array], Array], x: Array, key: Array) -> tuple[Array, Array]:
+        x = jnp.asarray(x)
+        n_out = int(np.prod(jax.eval_shape(fn, x).shape))
+        mode = jax.jacfwd if x.size <= n_out else jax.jacrev
+
+        def flat(v):
+            y = fn(v.reshape(x.shape))
+            return jnp.ravel(y), y
+
+        return mode(flat, has_aux=True)(jnp.ravel(x))
 
 
 class Perturbation(AbstractJacobianMethod):
@@ -116,6 +131,45 @@ class Perturbation(AbstractJacobianMethod):
         return jacobian_by_perturbation(fn, x, self.sigma, self.samples, key)
 
 
+@eqx.filter_jit
+def _batched(
+    fn: Callable[[Array], Array],
+    method: AbstractJacobianMethod,
+    xs: Array,
+    keys: Array,
+    right: Array | None,
+) -> tuple[Array, Array]:
+    """Singular values ``(B, k)`` and values ``fn(x)`` ``(B, ...)`` at each example. Module
+    level and filtered, so a callable that is a pytree (an equinox module holding its
+    arrays, as :func:`network_spectra` builds) compiles once per structure, not per call.
+    ``right`` ``(m, n)``: the Jacobian is multiplied by it on the right, per block of its
+    last ``m`` columns (the chain rule through a linear map ``x -> x right^T`` of each
+    step's input)."""
+
+    def one(x, k):
+        jac, value = method.with_value(fn, x, k)
+        if right is not None:
+            jac = (jac.reshape(jac.shape[0], -1, right.shape[0]) @ right).reshape(jac.shape[0], -1)
+        return jac, value
+
+    jacs, values = jax.vmap(one)(xs, keys)
+    return jnp.linalg.svd(jacs, compute_uv=False), values
+
+
+def _values_and_outputs(
+    fn: Callable[[Array], Array],
+    xs: Array,
+    method: AbstractJacobianMethod | None,
+    key: Array | None,
+    right: Array | None = None,
+) -> tuple[np.ndarray, Array]:
+    method = Autodiff() if method is None else method
+    xs = jnp.asarray(xs)
+    keys = jax.random.split(jax.random.key(0) if key is None else key, xs.shape[0])
+    s, values = _batched(fn, method, xs, keys, right)
+    return np.asarray(s), values
+
+
 def singular_values(
     fn: Callable[[Array], Array],
     xs: Array,
@@ -124,13 +178,11 @@ def singular_values(
     key: Array | None = None,
 ) -> np.ndarray:
     """Singular values ``(B, min(n_out, n_in))``, descending, of ``fn``'s Jacobian at each
-    example of ``xs`` (leading axis B), batched with ``jax.vmap``; ``method``: how (default
-    :class:`Autodiff`); ``key``: for a :class:`Perturbation`'s directions."""
-    method = Autodiff() if method is None else method
-    xs = jnp.asarray(xs)
-    keys = jax.random.split(jax.random.key(0) if key is None else key, xs.shape[0])
-    jacs = jax.jit(jax.vmap(lambda x, k: method(fn, x, k)))(xs, keys)
-    return np.asarray(jnp.linalg.svd(jacs, compute_uv=False))
+    example of ``xs`` (leading axis B), batched with ``jax.vmap`` under one compiled
+    function (reused for the same ``fn``, or for pytree callables of the same structure);
+    ``method``: how (default :class:`Autodiff`); ``key``: for a :class:`Perturbation`'s
+    directions."""
+    return _values_and_outputs(fn, xs, method, key)[0]
 
 
 def _tol(s: np.ndarray) -> np.ndarray:
@@ -275,7 +327,8 @@ def spectra(
 ) -> JacobianSpectra:
     """Spectra of ``fn``'s Jacobian (None: the composition of ``layers``) and of each
     layer's, at each example of ``xs`` ``(B, n_in)``. ``layers[l]`` maps layer ``l``'s input
-    to its output; layer ``l``'s input at an example is ``layers[l-1](...layers[0](x))``."""
+    to its output; layer ``l``'s input at an example is ``layers[l-1](...layers[0](x))``
+    (each layer runs once per example: its output comes with its Jacobian)."""
     if fn is None and not layers:
         raise ValueError("spectra needs fn or layers.")
     if not 0 < threshold < 1:
@@ -289,16 +342,53 @@ def spectra(
         return x
 
     values = {
-        "input-output": singular_values(
-            composed if fn is None else fn, xs, method=method, key=keys[0]
-        )
+        "input-output": _values_and_outputs(composed if fn is None else fn, xs, method, keys[0])[0]
     }
     h = jnp.asarray(xs)
     for i, f in enumerate(layers):
-        values[f"layer {i + 1}"] = singular_values(f, h, method=method, key=keys[i + 1])
-        h = jax.vmap(f)(h)
+        values[f"layer {i + 1}"], h = _values_and_outputs(f, h, method, keys[i + 1])
     name = "autodiff" if method is None else type(method).__name__.lower()
     return JacobianSpectra(values, float(threshold), name)
+
+
+class _Readout(eqx.Module):
+    """An objective's readout of one example as a function of its input (a pytree, so
+    :func:`_batched` compiles once per objective structure)."""
+
+    objective: Any
+    params: Any
+    key: Array
+
+    def __call__(self, x: Array) -> Array:
+        return self.objective.read(self.objective.simulate_example(self.params, x, self.key))
+
+
+class _LayerOutput(eqx.Module):
+    """One layer's time-averaged output for a constant input (a pytree, like
+    :class:`_Readout`)."""
+
+    layer: Any
+    dt: Any
+    steps: int = eqx.field(static=True)
+    key: Array
+
+    def __call__(self, h: Array) -> Array:
+        from weakgrad.objectives.network import MeanOutput
+        from weakgrad.sim.network import Network, simulate
+
+        trace = simulate(
+            Network((self.layer,)), h, dt=self.dt, steps=self.steps, key=self.key,
+            record=MeanOutput.record, check=False,
+        )  # fmt: skip
+        return trace.mean_output[-1]
+
+
+def _through_drive(p: dict[str, Array]) -> dict[str, Array]:
+    """A layer's parameters with identity weights and no bias: fed its own drive, it
+    computes what it computed from its input."""
+    n = p["weight"].shape[1]
+    dtype = p["weight"].dtype
+    return {**p, "weight": jnp.eye(n, dtype=dtype), "bias": jnp.zeros((n,), dtype)}
 
 
 def network_spectra(
@@ -309,48 +399,61 @@ def network_spectra(
     method: AbstractJacobianMethod | None = None,
     threshold: float = 1e-3,
     examples: int | None = None,
+    wrt: str = "input",
+    layers: bool = True,
 ) -> JacobianSpectra:
     """Spectra of a :class:`~weakgrad.objectives.network.AbstractNetworkObjective` at its
     batch's inputs (the first ``examples``; all by default): the input-output Jacobian of
     its readout with respect to an example's input (flattened when it is ``(steps, n_in)``),
-    and each layer's Jacobian of its time-averaged output with respect to a constant input,
-    at the time average of what the layer below sends. For one-step rate networks the layers
-    compose to the whole network exactly; for spiking or multi-step ones the layer spectra
-    are those of the layers' rate maps. ``key`` seeds the simulations (the same for every
-    perturbed run, so stochastic neurons see frozen noise) and the perturbations.
-    """
-    from weakgrad.objectives.network import MeanOutput
-    from weakgrad.sim.network import Network, simulate
+    and (``layers``) each layer's Jacobian of its time-averaged output with respect to a
+    constant input, at the time average of what the layer below sends. For one-step rate
+    networks the layers compose to the whole network exactly; for spiking or multi-step ones
+    the layer spectra are those of the layers' rate maps. ``key`` seeds the simulations (the
+    same for every perturbed run, so stochastic neurons see frozen noise) and the
+    perturbations.
 
+    ``wrt="drive"``: differentiate (or perturb) each layer's drive ``alpha = x W + b``
+    (``n_out`` numbers) instead of its input (``n_in``) and multiply by ``W^T``: the same
+    Jacobian by the chain rule, since the drive is linear in the input, for ``n_out``
+    perturbation directions instead of ``n_in`` (784 -> 100 for MNIST). A
+    :class:`Perturbation`'s ``sigma`` is then in the drive's units (uA/cm^2 for
+    Hodgkin-Huxley layers, nA for LIF).
+    """
+    if wrt not in ("input", "drive"):
+        raise ValueError(f"network_spectra: wrt must be 'input' or 'drive', got {wrt!r}.")
+    if not 0 < threshold < 1:
+        raise ValueError(f"network_spectra needs 0 < threshold < 1, got {threshold}.")
     params = objective.params() if params is None else params
     net = objective.network(params)
     xs = jnp.asarray(objective.inputs)[: examples or None]
     sim_key, pert_key = jax.random.split(key)
+    keys = jax.random.split(pert_key, len(net.layers) + 1)
+    drive = wrt == "drive"
 
-    def readout(x):
-        return objective.read(objective.simulate_example(params, x, sim_key))
+    def linear(h, layer):  # the drive, and the factor W^T that takes it back to the input
+        return h @ layer.weight + layer.bias, layer.weight.T
 
-    def layer_fn(layer):
-        one = Network((layer,))
-        record = MeanOutput.record
-
-        def f(h):
-            trace = simulate(
-                one, h, dt=objective.dt, steps=objective.steps, key=sim_key,
-                record=record, check=False,
-            )  # fmt: skip
-            return trace.mean_output[-1]
-
-        return f
-
-    layers = [layer_fn(la) for la in net.layers]
-    # the first layer's constant input: the time average of a per-step input
-    h0 = xs.mean(1) if xs.ndim == 3 else xs
-    keys = jax.random.split(pert_key, len(layers) + 1)
-    values = {"input-output": singular_values(readout, xs, method=method, key=keys[0])}
-    h = h0
-    for i, f in enumerate(layers):
-        values[f"layer {i + 1}"] = singular_values(f, h, method=method, key=keys[i + 1])
-        h = jax.vmap(f)(h)
+    if drive:
+        first = (_through_drive(params[0]), *params[1:])
+        u, right = linear(xs, net.layers[0])
+        s, _ = _values_and_outputs(_Readout(objective, first, sim_key), u, method, keys[0], right)
+    else:
+        s, _ = _values_and_outputs(_Readout(objective, params, sim_key), xs, method, keys[0])
+    values = {"input-output": s}
+    if layers:
+        # the first layer's constant input: the time average of a per-step input
+        h = xs.mean(1) if xs.ndim == 3 else xs
+        for i, (layer, p) in enumerate(zip(net.layers, params, strict=True)):
+            if drive:
+                p = _through_drive(p)
+                new = (p["weight"], p["bias"])
+                layer = eqx.tree_at(lambda la: (la.weight, la.bias), layer, new)
+                f = _LayerOutput(layer, objective.dt, objective.steps, sim_key)
+                u, right = linear(h, net.layers[i])
+                s, h = _values_and_outputs(f, u, method, keys[i + 1], right)
+            else:
+                f = _LayerOutput(layer, objective.dt, objective.steps, sim_key)
+                s, h = _values_and_outputs(f, h, method, keys[i + 1])
+            values[f"layer {i + 1}"] = s
     name = "autodiff" if method is None else type(method).__name__.lower()
     return JacobianSpectra(values, float(threshold), name)
