@@ -122,8 +122,11 @@ def gradcheck(
         )
     k_ref, k_est = jax.random.split(key)
     if reference is None:
-        reference, _, _ = Autodiff().estimate(objective, params, (), key=k_ref)
-    ref_flat = np.asarray(ravel_pytree(reference)[0])
+        # Compiled, as the estimates are: un-jitted, the gradient through a simulation's
+        # scan is traced and compiled op by op on every call (seconds for a 10-step HH run).
+        ref_flat = np.asarray(_estimate(Autodiff(), objective, params, k_ref)[0])
+    else:
+        ref_flat = np.asarray(ravel_pytree(reference)[0])
     if mask is None:
         idx = np.arange(ref_flat.size)
     else:
