@@ -4,6 +4,12 @@ device (all GPUs, or CPU cores exposed as devices), on one mesh with one axis na
 On CPU, XLA runs one device per thread: ``weakgrad`` commands expose one device per core
 (``--xla_force_host_platform_device_count``) so that independent neurons, trials and
 parameter samples use all cores. Library users opt in the same way, before JAX starts.
+
+Several processes (:mod:`weakgrad.distributed`): ``jax.devices()`` then lists every
+process's devices, so the same mesh spans all of them and every process runs the same
+program on the same inputs (SPMD). A sharded result then lives partly on other processes:
+read it with :func:`to_host`, which gathers it (``np.asarray`` refuses such arrays);
+reduced results (an estimate's gradient, a loss) are replicated and read as they are.
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ import numpy as np
 from jax import Array
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["AXIS", "mesh", "pad_to_devices", "shard_leading", "shard_population"]
+__all__ = ["AXIS", "mesh", "pad_to_devices", "shard_leading", "shard_population", "to_host"]
 
 AXIS = "pop"  # the mesh axis every sharded leading axis is split along
 
 
 def mesh() -> Mesh:
-    """A 1-D mesh over all devices, axis :data:`AXIS`."""
+    """A 1-D mesh over all devices of all processes, axis :data:`AXIS`."""
     return Mesh(np.asarray(jax.devices()), (AXIS,))
 
 
@@ -47,7 +53,8 @@ def pad_to_devices(x: Array, size: int | None = None) -> tuple[Array, int]:
 
 def shard_leading(x: Array) -> Array:
     """Place ``x`` with its leading axis split across all devices (a no-op on one). For
-    concrete arrays, outside ``jit``."""
+    concrete arrays, outside ``jit``. With several processes every process passes the same
+    ``x`` and keeps its own devices' part."""
     if jax.device_count() == 1:
         return x
     return jax.device_put(x, NamedSharding(mesh(), PartitionSpec(AXIS)))
@@ -63,3 +70,15 @@ def shard_population(tree: Any) -> tuple[Any, int]:
     tree, n = _pad(tree, 0)
     sharding = NamedSharding(mesh(), PartitionSpec(AXIS))
     return jax.lax.with_sharding_constraint(tree, sharding), n
+
+
+def to_host(x: Any) -> np.ndarray:
+    """The whole value of ``x`` as a NumPy array on this process: ``np.asarray`` for an
+    array held here (or replicated on every device); gathered from every process for one
+    sharded across processes (a collective: every process must call it, in the same
+    order)."""
+    if not isinstance(x, jax.Array) or x.is_fully_addressable or x.is_fully_replicated:
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))

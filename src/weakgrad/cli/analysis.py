@@ -1,6 +1,10 @@
 """Commands over the analysis layer: landscape, gradcheck, descend, scorecheck. Each builds
 the library's settings (which validate themselves), runs the study, saves the result and
-prints its summary; defaults and summaries live in ``weakgrad.analysis``."""
+prints its summary; defaults and summaries live in ``weakgrad.analysis``.
+
+The heavy ones (landscape, gradcheck, descend) also run as several processes
+(``--coordinator/--num-processes/--process-id``, or a detected cluster:
+:mod:`weakgrad.distributed`); process 0 writes and prints."""
 
 from __future__ import annotations
 
@@ -29,18 +33,56 @@ def _parse_list(text: str, kind: type, flag: str) -> tuple:
     return values
 
 
-def _run(study, settings, label: str, unit: str, total: int):
-    """``study(settings)`` with a progress bar of ``total`` ``unit``."""
+# The multi-process flags of every heavy command: JAX's names (jax.distributed.initialize).
+Coordinator = Annotated[
+    str | None,
+    typer.Option(
+        help="Multi-process run: HOST:PORT of process 0's coordinator (with --num-processes "
+        "and --process-id; none: auto-detected under SLURM, Open MPI or with "
+        "JAX_COORDINATOR_ADDRESS). See docs/distributed.md.",
+        rich_help_panel="Several processes",
+    ),
+]
+NumProcesses = Annotated[
+    int | None,
+    typer.Option(
+        help="Multi-process run: number of processes.", rich_help_panel="Several processes"
+    ),
+]
+ProcessId = Annotated[
+    int | None,
+    typer.Option(
+        help="Multi-process run: this process's index, 0 to N-1 (0 writes and prints).",
+        rich_help_panel="Several processes",
+    ),
+]
+
+
+def _cluster(coordinator: str | None, num_processes: int | None, process_id: int | None):
+    """Start JAX's multi-process runtime when the flags or the environment ask for it; a
+    context that yields whether this process writes and prints (process 0)."""
+    from weakgrad.distributed import cluster_settings, session
+
+    return session(cluster_settings(coordinator, num_processes, process_id))
+
+
+def _run(study, settings, label: str, unit: str, total: int, main: bool = True):
+    """``study(settings)`` with a progress bar of ``total`` ``unit`` (process 0 only)."""
+    if not main:
+        return study(settings, progress=None)
     with _progress(label, unit) as bar:
         job = bar.add_task(label, total=total)
         return study(settings, progress=lambda n: bar.advance(job, n))
 
 
-def _one_writer(out: Path, command: str):
-    """The folder lock of ``--out`` for the whole command (checks that it is writable)."""
+def _one_writer(out: Path, command: str, main: bool = True):
+    """The folder lock of ``--out`` for the whole command (checks that it is writable);
+    nothing for processes other than 0 of a multi-process run, which write nothing."""
+    import contextlib
+
     from weakgrad.io import folder_lock
 
-    return folder_lock(out, what=f"weakgrad {command}")
+    return folder_lock(out, what=f"weakgrad {command}") if main else contextlib.nullcontext()
 
 
 @app.command()
@@ -89,6 +131,9 @@ def landscape(
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
     x64: Annotated[bool, typer.Option("--x64", help="Simulate in float64.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/landscape"),
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Loss landscape of a turn-off task: sweep a weight (or a direction), write
     landscape.csv/.png/.json (2-D: landscape2d.npz/.csv/.png)."""
@@ -99,10 +144,15 @@ def landscape(
         w_max=w_max, zoom=zoom, points=points, trials=trials, noise=noise, tau_ms=tau_ms,
         dt_ms=dt_ms, i0=i0, bias=bias, center=center, mollify=mollify, seed=seed, x64=x64,
     )  # fmt: skip
-    with _one_writer(out, "landscape"):
-        result = _run(landscape_study, settings, "landscape", "points", settings.evaluations)
-        data, figure = result.save(out)
-    typer.echo(f"wrote {data} and {figure} ({result.summary()})")
+    with _cluster(coordinator, num_processes, process_id) as main:
+        with _one_writer(out, "landscape", main):
+            result = _run(
+                landscape_study, settings, "landscape", "points", settings.evaluations, main
+            )
+            if main:
+                data, figure = result.save(out)
+    if main:
+        typer.echo(f"wrote {data} and {figure} ({result.summary()})")
 
 
 @app.command()
@@ -143,6 +193,9 @@ def gradcheck(
     ] = None,
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/gradcheck"),
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Compare gradient estimators with autodiff over a grid of samples and sigmas; write
     gradcheck.csv and figures of error vs S, vs sigma, and a gradient heatmap."""
@@ -155,10 +208,15 @@ def gradcheck(
         batch=batch, duration_ms=duration_ms, dt_ms=dt_ms, readout=readout,
         data_dir=data_dir, seed=seed,
     )  # fmt: skip
-    with _one_writer(out, "gradcheck"):
-        result = _run(gradcheck_study, settings, "gradcheck", "estimates", settings.estimates)
-        path = result.save(out)
-    typer.echo(f"wrote {path}: {result.summary()}")
+    with _cluster(coordinator, num_processes, process_id) as main:
+        with _one_writer(out, "gradcheck", main):
+            result = _run(
+                gradcheck_study, settings, "gradcheck", "estimates", settings.estimates, main
+            )
+            if main:
+                path = result.save(out)
+    if main:
+        typer.echo(f"wrote {path}: {result.summary()}")
 
 
 @app.command()
@@ -178,6 +236,9 @@ def descend(
     tau_ms: Annotated[float, typer.Option(help="Simulated time per point, ms.")] = 1000.0,
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/descend"),
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Gradient descent on the sampled single-neuron loss curve with slopes read from the
     samples (finite differences, local regression, or finite differences of the mollified
@@ -189,10 +250,13 @@ def descend(
         width=width, landscape=landscape_csv, points=points, tau_ms=tau_ms, seed=seed,
     )  # fmt: skip
     total = points if landscape_csv is None else 0
-    with _one_writer(out, "descend"):
-        result = _run(descend_study, settings, "landscape", "points", total)
-        path = result.save(out)
-    typer.echo(f"wrote {path}: {result.summary()}")
+    with _cluster(coordinator, num_processes, process_id) as main:
+        with _one_writer(out, "descend", main):
+            result = _run(descend_study, settings, "landscape", "points", total, main)
+            if main:
+                path = result.save(out)
+    if main:
+        typer.echo(f"wrote {path}: {result.summary()}")
 
 
 @app.command()

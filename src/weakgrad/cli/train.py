@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from weakgrad.cli import _progress, app
+from weakgrad.cli.analysis import Coordinator, NumProcesses, ProcessId, _cluster
 
 # The built-in case: a sigmoid 784-100-10 network, regression alternating layers, 300 steps
 # on the built-in digits: a few minutes on a laptop CPU.
@@ -32,14 +33,28 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from the run's checkpoint.")
     ] = False,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Train a network with a weak-gradient estimator (or autodiff) as a config says; writes
-    config.json, metrics.csv, checkpoint.npz, training.png and summary.json into --out."""
+    config.json, metrics.csv, checkpoint.npz, training.png and summary.json into --out.
+    Several processes (--coordinator ...): every process trains, process 0 writes."""
     from weakgrad.config import load_run_config
-    from weakgrad.io import folder_lock
     from weakgrad.training import train
 
     cfg = load_run_config(config, list(set_ or []), out=out, resume=resume, default=BUILTIN)
+    with _cluster(coordinator, num_processes, process_id) as main:
+        if not main:  # trains the same steps; writes and prints nothing
+            train(cfg, out, resume=resume, lock=False)
+            return
+        _train_and_report(cfg, out, resume)
+
+
+def _train_and_report(cfg, out: Path, resume: bool) -> None:
+    from weakgrad.io import folder_lock
+    from weakgrad.training import train
+
     # One writer per folder, for the run and its figures alike.
     with folder_lock(out, what="weakgrad train"), _progress("train", "steps") as bar:
         job = bar.add_task("train", total=cfg.train.steps)

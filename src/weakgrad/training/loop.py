@@ -51,7 +51,7 @@ from weakgrad.training.checkpoint import (
     rank,
     save_checkpoint,
 )
-from weakgrad.training.resume import append_history, check_resume
+from weakgrad.training.resume import HISTORY, append_history, check_resume
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "eval_key", "initial_state", "train", "evaluated"]
 
@@ -185,12 +185,34 @@ def train(
     (:mod:`.resume`), the checkpoint and ``metrics.csv`` against each other. A non-finite
     loss, state or validation loss stops the run (:class:`SimulationError`) before anything
     of that step is written."""
+    if jax.process_index() != 0:
+        return _train_unwritten(cfg, Path(out), resume)
     if not lock:
         return _train(cfg, Path(out), resume, progress)
     from weakgrad.io import folder_lock
 
     with folder_lock(out, what="weakgrad train"):
         return _train(cfg, Path(out), resume, progress)
+
+
+# What a resume reads from a run folder.
+_RUN_FILES = ("config.json", "checkpoint.npz", "metrics.csv", "best.npz", HISTORY)
+
+
+def _train_unwritten(cfg: TrainConfig, out: Path, resume: bool) -> TrainResult:
+    """A process other than 0 of a multi-process run (:mod:`weakgrad.distributed`): the
+    same steps as process 0, whose devices hold their share of every population, into a
+    private scratch folder, removed at the end; only process 0 writes ``out``. A resume
+    reads the run from ``out`` (a folder every process sees, e.g. on a shared filesystem)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="weakgrad-train-") as scratch:
+        if resume:
+            for name in _RUN_FILES:
+                if (out / name).exists():
+                    shutil.copy2(out / name, Path(scratch) / name)
+        return _train(cfg, Path(scratch), resume, None)
 
 
 def _diverged(step: int, what: str, kept: int | None) -> SimulationError:
@@ -275,7 +297,8 @@ def _train(
             if progress is not None:
                 progress(step, row)
     seconds = time.perf_counter() - t0
-    params = evaluated(state, tr.steps, ema)
+    # On this process's host: the figures process 0 draws alone then need no other process.
+    params = jax.device_get(evaluated(state, tr.steps, ema))
     summary: dict[str, Any] = {"task": cfg.task.name, "steps": tr.steps, "seconds": seconds}
     summary.update(task.score(params, k_eval))
     if tr.keep_best and best_path.exists():
