@@ -11,6 +11,7 @@ from weakgrad.estimators._base import (
 )
 from weakgrad.estimators.autodiff import Autodiff, SurrogateGradient
 from weakgrad.estimators.combinators import Alternate, Masked, layer_groups
+from weakgrad.estimators.eventprop import EventProp
 from weakgrad.estimators.finite_difference import SPSA, CentralDifference
 from weakgrad.estimators.mollified import MollifiedMonteCarlo, MollifiedQuadrature
 from weakgrad.estimators.node_perturbation import NodePerturbation, StepwiseNodePerturbation
@@ -23,6 +24,7 @@ __all__ = [
     "EstimatorInfo",
     "Autodiff",
     "SurrogateGradient",
+    "EventProp",
     "Alternate",
     "Masked",
     "layer_groups",
@@ -45,7 +47,9 @@ def all_estimators() -> list[AbstractEstimator]:
     """One instance of every estimator that works on any objective, with small settings.
 
     Node perturbation (both variants) and surrogate gradients need a network objective;
-    ``network_estimators()`` lists them."""
+    ``network_estimators()`` lists them. :class:`EventProp` needs an event-simulated LIF
+    objective (``weakgrad.objectives.events.EventObjective``), so neither list holds it: its
+    contract (finite differences, jit, optax, lost spikes) is ``tests/test_eventprop.py``."""
     return [
         CentralDifference(step=1e-3),
         SPSA(step=1e-2, samples=32),
