@@ -121,17 +121,17 @@ def _start(tmp, nproc: int, devices: int, *extra: str) -> list:
     return procs
 
 
-def _wait(*launches: list) -> list[list[tuple[dict | None, str, int]]]:
+def _wait(*launches: list) -> list[list[tuple[dict | None, str, int, str]]]:
     """Wait for every process, killing all that still run after TIMEOUT_S (or on any
-    error); ``(result, stderr, status)`` per process, per launch."""
+    error); ``(result, stderr, status, stdout)`` per process, per launch."""
     results = []
     try:
         for procs in launches:
             results.append([])
             for out, proc in procs:
-                _, err = proc.communicate(timeout=TIMEOUT_S)
+                stdout, err = proc.communicate(timeout=TIMEOUT_S)
                 result = json.loads(out.read_text()) if out.exists() else None
-                results[-1].append((result, err, proc.returncode))
+                results[-1].append((result, err, proc.returncode, stdout))
     finally:
         for procs in launches:
             for _, proc in procs:
@@ -154,11 +154,11 @@ def runs(tmp_path_factory):
 
 def test_two_processes_equal_one(runs):
     tmp, (one,), two = runs
-    for _, err, status in (one, *two):
+    for _, err, status, _ in (one, *two):
         assert status == 0, err[-3000:]
     ref = one[0]
     assert ref["devices"] == 2 and ref["processes"] == 1
-    for i, (result, _, _) in enumerate(two):
+    for i, (result, *_) in enumerate(two):
         assert result["process"] == i and result["processes"] == 2 and result["devices"] == 2
         assert result["main"] == (i == 0)
         for name in ["smoothing", "regression", "node"]:
@@ -174,14 +174,14 @@ def test_two_process_landscape_equals_one_process(runs):
         pytest.skip("weakgrad.analysis.landscape does not read its chunks with to_host yet")
     ref = one[0]["landscape"]
     assert np.ptp(ref["loss_mean"]) > 0  # a landscape, not a constant
-    for result, _, _ in two:
+    for result, *_ in two:
         for column, values in ref.items():
             np.testing.assert_array_equal(result["landscape"][column], values, err_msg=column)
 
 
 def test_two_process_training_writes_once_and_equals_one_process(runs):
     tmp, (one,), two = runs
-    assert all(status == 0 for _, _, status in (one, *two))
+    assert all(status == 0 for _, _, status, _ in (one, *two))
     a, b = _checkpoint(tmp / "run1"), _checkpoint(tmp / "run2")
     assert a.keys() == b.keys() and int(a["step"]) == 3
     for k in a:
@@ -189,11 +189,11 @@ def test_two_process_training_writes_once_and_equals_one_process(runs):
     # Process 0 alone wrote the run folder (one lock, one metrics file of 3 rows).
     rows = (tmp / "run2" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 4 and (tmp / "run2" / "summary.json").exists()
-    assert "wrote" not in two[1][1]  # process 1 printed nothing of its own
+    assert "wrote" in two[0][3] and "wrote" not in two[1][3]  # process 1 prints nothing
 
 
 def test_a_failing_process_stops_the_other_naming_it(tmp_path):
-    [(_, err0, status0), (_, err1, status1)] = _wait(_start(tmp_path, 2, 1, "--fail"))[0]
+    [(_, err0, status0, _), (_, err1, status1, _)] = _wait(_start(tmp_path, 2, 1, "--fail"))[0]
     assert status1 == 1 and "RuntimeError: injected failure" in err1, err1[-3000:]
     assert status0 == 1, err0[-3000:]
     assert "stopping process 0 of 2: process 1 of 2 failed: RuntimeError: injected " in err0

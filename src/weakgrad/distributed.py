@@ -171,9 +171,8 @@ def initialize(settings: ClusterSettings, *, heartbeat_timeout_s: int = 100) -> 
     if not settings.active:
         return False
     import jax
-    from jax._src import distributed as _jd  # the one place JAX keeps its runtime state
 
-    if _jd.global_state.client is not None:
+    if jax.distributed.is_initialized():
         return True
     bind = None
     if settings.coordinator is not None:
@@ -221,6 +220,8 @@ def _exit_now(status: int) -> None:
 
 
 def _client():
+    """The coordination-service client of JAX's runtime (its key-value store); JAX has no
+    public name for it."""
     from jax._src import distributed as _jd
 
     return _jd.global_state.client
@@ -257,18 +258,28 @@ def session(settings: ClusterSettings) -> Iterator[bool]:
     watcher.start()
     try:
         yield me == 0
+    except SystemExit as e:
+        if e.code not in (0, None):
+            _fail(e, me, n, stop, e.code if isinstance(e.code, int) else 1)
+        raise
     except BaseException as e:
-        stop.set()
-        what = "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()
-        message = f"process {me} of {n} failed: {what[-1] if what else type(e).__name__}"
-        with contextlib.suppress(Exception):
-            _client().key_value_set(_FAILED, message)
-        print(f"weakgrad: {message}", file=sys.stderr, flush=True)
-        # Registered after JAX's own exit handler, so run before it: leave without JAX's
-        # shutdown barrier, which would wait out the heartbeat timeout for the peers that
-        # have just stopped. The caller still reports the error and picks the status first.
-        atexit.register(_exit_now, 2 if isinstance(e, ConfigError) else 1)
+        _fail(e, me, n, stop, 2 if isinstance(e, ConfigError) else 1)
         raise
     finally:
         stop.set()
         watcher.join()
+
+
+def _fail(e: BaseException, me: int, n: int, stop: threading.Event, status: int) -> None:
+    """Tell the other processes that this one failed, and leave, with ``status``, without
+    JAX's shutdown."""
+    stop.set()
+    what = "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()
+    message = f"process {me} of {n} failed: {what[-1] if what else type(e).__name__}"
+    with contextlib.suppress(Exception):
+        _client().key_value_set(_FAILED, message)
+    print(f"weakgrad: {message}", file=sys.stderr, flush=True)
+    # Registered after JAX's own exit handler, so run before it: leave without JAX's
+    # shutdown barrier, which would wait out the heartbeat timeout for the peers that have
+    # just stopped. The caller still reports the error first.
+    atexit.register(_exit_now, status)

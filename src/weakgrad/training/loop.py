@@ -184,7 +184,11 @@ def train(
     checked before anything is written: the configuration against the run's own
     (:mod:`.resume`), the checkpoint and ``metrics.csv`` against each other. A non-finite
     loss, state or validation loss stops the run (:class:`SimulationError`) before anything
-    of that step is written."""
+    of that step is written.
+
+    Several processes (:mod:`weakgrad.distributed`): every process calls ``train`` with the
+    same arguments; each step's population is split over all their devices, and only
+    process 0 writes ``out`` (the others a scratch folder, removed at the end)."""
     if jax.process_index() != 0:
         return _train_unwritten(cfg, Path(out), resume)
     if not lock:
