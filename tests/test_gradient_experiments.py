@@ -216,6 +216,13 @@ def test_ann_experiment_tiny_saves_data_and_figures(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     assert (tmp_path / "sweep.csv").is_file()
     with np.load(tmp_path / "heatmaps.npz") as z:
-        assert z["autodiff"].shape == (100, 10)
+        assert z["regression, S=4: autodiff"].shape == (100, 10)
         assert z["regression, S=4"].shape == (100, 10)
+        ref, est = z["regression, S=4: autodiff"], z["regression, S=4"]
+    # the saved heat map is the estimate the result's sweep compared (same cosine)
+    rows = json.loads((tmp_path / "summary.json").read_text())["studies"]["sweep"]["summary"]
+    cos = float(np.sum(ref * est) / np.linalg.norm(ref) / np.linalg.norm(est))
+    assert rows[0]["samples"] == 4 and rows[0]["repeats"] == 1
+    # the heat map covers the 1000 weights, the sweep's cosine also the 10 biases
+    assert cos == pytest.approx(rows[0]["cosine"], abs=0.05)
     assert [c["id"] for c in saved["claims"]] == [c.id for c in exp.claims]

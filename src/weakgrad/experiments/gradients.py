@@ -273,9 +273,10 @@ class _GradResult(ExperimentResult):
         for name, study in self.studies.items():
             study.check.to_csv(folder / f"{name}.csv")
         if self.heatmaps:
-            ref = next(iter(self.heatmaps.values()))[0]
-            arrays = {"autodiff": ref}
-            arrays.update({label: est for label, (_, est) in self.heatmaps.items()})
+            # Each estimate under its label, its autodiff reference under "LABEL: autodiff".
+            arrays = {}
+            for label, (ref, est) in self.heatmaps.items():
+                arrays[label], arrays[f"{label}: autodiff"] = est, ref
             write_npz(folder / "heatmaps.npz", **arrays)
         write_json(
             folder / "summary.json",
@@ -561,9 +562,9 @@ class HhShortGradient(AbstractExperiment):
     claims = (HH_TERRIBLE, HH_SMALLER_S, HH_SIGMA, HH_ZEROS)
 
     def quick(self) -> HhShortSettings:
-        # dt 0.1 ms (100 steps over the 10 ms), 5 S values, 4 sigmas, 1-2 repeats.
+        # dt 0.1 ms (100 steps over the 10 ms), 5 S values, 3 sigmas, 2 repeats.
         return HhShortSettings(
-            samples=(10, 100, 400, 800, 1100), sigmas=(0.01, 0.05, 0.15, 0.3), repeats=2,
+            samples=(10, 100, 400, 800, 1100), sigmas=(0.01, 0.05, 0.15), repeats=2,
             dt_ms=0.1,
         )  # fmt: skip
 
@@ -620,8 +621,8 @@ class HhShortGradient(AbstractExperiment):
             )
             d = result.data["parameters"]
             h = result.heatmaps
-            by_s = {k: h[k] for k in h if k.endswith(f"sigma={s.sigma:g}") and k != narrow}
-            by_s = by_s or {narrow: h[narrow]}
+            by_s = {k: h[k] for k in (f"regression, S={n}, sigma={s.sigma:g}"
+                                      for n in s.heatmap_samples)}  # fmt: skip
             return {
                 "heatmap_by_samples": plot_gradient_heatmaps(by_s, title=title),
                 "error_vs_samples": plot_error_sweep(
@@ -876,9 +877,12 @@ def plot_gradient_heatmaps(
     lim = float(np.nanmax(np.abs(ref))) if ref.size else 1.0
     lim = lim if lim > 0 else 1.0
     panels = [("autodiff (reference)", ref)] + [(k, np.asarray(e)) for k, (_, e) in items]
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(
-        len(panels), 1, figsize=(10, 1.1 + 1.25 * len(panels)), sharex=True, squeeze=False
-    )
+        len(panels), 1, figsize=(10, 1.1 + 1.25 * len(panels)), sharex=True, squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     im = None
     for ax, (label, m) in zip(axes[:, 0], panels, strict=True):
         im = ax.imshow(
@@ -889,6 +893,7 @@ def plot_gradient_heatmaps(
             label = f"{label}: cosine {cos:.3f}, rel. L2 error {rel:.3g}"
         ax.set_title(label, fontsize=9)
         ax.set_ylabel("output\nneuron", fontsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1, 0].set_xlabel("presynaptic (hidden) neuron: row of W")
     fig.colorbar(im, ax=axes[:, 0].tolist(), label="dL/dW (clipped at max |autodiff|)")
     fig.suptitle(title, fontsize=10)
