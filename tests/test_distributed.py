@@ -237,3 +237,13 @@ def test_bad_flags_name_the_flag(args, needle):
         cluster_settings(*args, env={})
     with pytest.raises(ConfigError, match="JAX_NUM_PROCESSES must be an integer"):
         cluster_settings(env={"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "two"})
+
+
+@pytest.mark.parametrize("command", ["landscape", "gradcheck", "descend", "train"])
+def test_every_heavy_command_takes_the_flags_and_names_a_missing_one(command, tmp_path):
+    from cli_helpers import run_cli
+
+    code, out, err = run_cli(command, "--out", tmp_path / "run", "--coordinator", "h:1")
+    assert code == 2, err
+    assert "--coordinator given without --num-processes, --process-id" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
