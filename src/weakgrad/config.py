@@ -6,12 +6,13 @@ every key has a default, so a file lists only what it changes. ``[task]`` and
 :mod:`weakgrad.registry`, and each class takes only its own keys::
 
     [task]
-    name = "mnist"            # mnist | spike-train
+    name = "mnist"            # mnist | spike-train | yinyang
     model = "hh"
     duration_ms = 30.0
 
     [estimator]
     name = "node"             # regression | smoothing | spsa | node | node-stepwise | autodiff
+                              # | surrogate | eventprop | mollified | fd
     sigma = 1.0
     layer_sigma = [6.0, 1.0]
     hold = "run"              # "step" (default) | "run"; or hold_ms = 5.0
@@ -54,6 +55,9 @@ __all__ = [
     "TaskSection",
     "MnistTaskConfig",
     "SpikeTrainTaskConfig",
+    "YinYangTaskConfig",
+    "EventPropSection",
+    "SurrogateSection",
     "OptimizerConfig",
     "TrainLoopConfig",
     "TrainConfig",
@@ -490,6 +494,52 @@ class CentralDifferenceSection(EstimatorSection):
         return cls(step=sigma, alternate=False).build()
 
 
+@registry.register_estimator_section("eventprop")
+@dataclasses.dataclass(frozen=True)
+class EventPropSection(EstimatorSection):
+    """EventProp: exact gradients of an event-simulated LIF network (the yinyang task); no
+    keys."""
+
+    name: ClassVar[str] = "eventprop"
+
+    def build(self, *, dt_ms: float | None = None) -> Any:
+        from weakgrad.estimators import EventProp
+
+        return EventProp()
+
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        return cls().build()  # exact: samples and sigma do not apply
+
+
+@registry.register_estimator_section("surrogate")
+@dataclasses.dataclass(frozen=True)
+class SurrogateSection(EstimatorSection):
+    """Surrogate-gradient BPTT: ``surrogate`` (superspike | sigmoid) of slope ``beta`` (per
+    unit of membrane potential) on every spiking neuron; ``clip``: global-norm clip (left
+    out: none)."""
+
+    name: ClassVar[str] = "surrogate"
+    surrogate: str = _field("superspike", _choice(registry.SURROGATES))
+    beta: float = _field(10.0, _positive)
+    clip: float | None = _field(None, _positive)
+
+    def build(self, *, dt_ms: float | None = None) -> Any:
+        from weakgrad.estimators import SurrogateGradient
+        from weakgrad.sim.surrogates import SigmoidSurrogate, SuperSpike
+
+        cls = SuperSpike if self.surrogate == "superspike" else SigmoidSurrogate
+        return SurrogateGradient(cls(beta=self.beta), clip=self.clip)
+
+    @classmethod
+    def for_grid(
+        cls, *, samples: int, sigma: float, layers: tuple[int, ...] | None, dim: int
+    ) -> Any:
+        return cls().build()
+
+
 # --- [task] -------------------------------------------------------------------------------
 
 
@@ -664,6 +714,71 @@ class SpikeTrainTaskConfig(TaskSection):
         return SpikeTrainTask.from_config(cfg)
 
 
+@registry.register_task_section("yinyang")
+@dataclasses.dataclass(frozen=True)
+class YinYangTaskConfig(TaskSection):
+    """Yin-Yang (Kriener et al. 2022; 5,000 / 1,000 / 1,000 generated points) on a
+    5-``hidden``-3 network of LIF neurons with exponential current synapses, simulated event
+    by event (:mod:`weakgrad.sim.event_lif`; ``max_events`` spikes per example at most).
+
+    ``loss``: max-voltage (non-spiking outputs; cross-entropy of ``readout_scale`` times
+    each output's maximum potential) or first-spike (spiking outputs; time-to-first-spike
+    cross-entropy). ``recurrent``: recurrent weights in the hidden layer. Time constants
+    ``tau_mem_ms``, ``tau_syn_ms`` (unequal), window ``duration_ms``; ``dt_ms``: the grid of
+    the surrogate-gradient twin. Inputs: x, y, 1 - x, 1 - y as spike times in
+    [``t_early_ms``, ``t_late_ms``] and a bias spike at ``t_bias_ms``. Hidden weights start
+    N(``init_mean``, ``init_std``^2). ``train_size``: the first N training points (left out:
+    all). Batches: train.batch_size, validation: train.eval_size.
+    """
+
+    name: ClassVar[str] = "yinyang"
+    hidden: int = _field(120, _positive)
+    loss: str = _field("max-voltage", _choice(registry.YINYANG_LOSSES))
+    recurrent: bool = False
+    tau_mem_ms: float = _field(20.0, _positive)
+    tau_syn_ms: float = _field(5.0, _positive)
+    duration_ms: float = _field(30.0, _positive)
+    dt_ms: float = _field(0.1, _positive)
+    max_events: int = _field(512, _positive)
+    t_early_ms: float = _field(2.0, _non_negative)
+    t_late_ms: float = _field(12.0, _positive)
+    t_bias_ms: float = _field(0.0, _non_negative)
+    init_mean: float = 2.0
+    init_std: float = _field(1.0, _non_negative)
+    readout_scale: float = _field(2.0, _positive)
+    train_size: int | None = _field(None, _positive)
+
+    def _validate(self) -> None:
+        if abs(self.tau_mem_ms - self.tau_syn_ms) < 1e-6 * self.tau_mem_ms:
+            raise ConfigError(
+                f"task.tau_mem_ms = {self.tau_mem_ms} equals task.tau_syn_ms; the event-based "
+                "solution needs them unequal (e.g. 20.0 and 5.0)."
+            )
+        if not self.t_early_ms < self.t_late_ms:
+            raise ConfigError(
+                f"task.t_early_ms = {self.t_early_ms} must be below task.t_late_ms = "
+                f"{self.t_late_ms} (the input spike-time range)."
+            )
+        if self.dt_ms > self.duration_ms:
+            raise ConfigError(
+                f"task.dt_ms = {self.dt_ms} exceeds task.duration_ms = {self.duration_ms}; "
+                "make the duration at least one step."
+            )
+
+    @property
+    def n_layers(self) -> int:
+        return 2
+
+    @property
+    def time_step(self) -> float | None:
+        return self.dt_ms
+
+    def build(self, cfg: TrainConfig) -> Any:
+        from weakgrad.tasks.yinyang import YinYangTask
+
+        return YinYangTask.from_config(cfg)
+
+
 # --- [optimizer], [train] -----------------------------------------------------------------
 
 
@@ -690,6 +805,7 @@ class OptimizerConfig(Section):
 
 
 _MNIST_ONLY_TRAIN = ("batch_size", "eval_size")
+_BATCHED_TASKS = ("mnist", "yinyang")  # the tasks that take _MNIST_ONLY_TRAIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -739,7 +855,7 @@ class TrainConfig:
             "optimizer": self.optimizer.to_dict(),
             "train": self.train.to_dict(),
         }
-        if self.task.name != "mnist":
+        if self.task.name not in _BATCHED_TASKS:
             for key in _MNIST_ONLY_TRAIN:
                 out["train"].pop(key)
         return out
@@ -773,12 +889,12 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     )
     optimizer = OptimizerConfig.from_dict(data.get("optimizer", {}))
     train_values = data.get("train", {})
-    if task.name != "mnist":
+    if task.name not in _BATCHED_TASKS:
         for key in _MNIST_ONLY_TRAIN:
             if key in train_values:
                 raise ConfigError(
-                    f"train.{key} applies to the mnist task only (task.name = {task.name!r} "
-                    "trains on one set of trains); leave it out."
+                    f"train.{key} applies to the mnist task only, and yinyang (task.name = "
+                    f"{task.name!r} trains on one set of trains); leave it out."
                 )
     train = TrainLoopConfig.from_dict(train_values)
     cfg = TrainConfig(task, estimator, optimizer, train)  # type: ignore[arg-type]
@@ -952,7 +1068,7 @@ def upgrade_legacy(data: dict[str, Any]) -> dict[str, Any]:
     if new_task.get("nwb_file"):
         for key in ("cells", "rate_hz", "correlation"):
             new_task.pop(key, None)
-    if new_task["name"] != "mnist":
+    if new_task["name"] not in _BATCHED_TASKS:
         for key in _MNIST_ONLY_TRAIN:
             train.pop(key, None)
     optimizer = dict(data.get("optimizer", {}))

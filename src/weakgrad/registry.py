@@ -30,7 +30,9 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "SPIKE_LOSSES",
+    "SURROGATES",
     "TASKS",
+    "YINYANG_LOSSES",
     "estimator_names",
     "estimator_sections",
     "grid_estimator",
@@ -48,7 +50,11 @@ HH_READOUTS = ("voltage", "release")
 SPIKE_LOSSES = ("van-rossum", "cross-correlation")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
-TASKS = ("mnist", "spike-train")
+TASKS = ("mnist", "spike-train", "yinyang")
+# Yin-Yang (event-simulated LIF network): the max-over-time output potential or the
+# time-to-first-spike loss; the surrogate derivatives surrogate-gradient configs name.
+YINYANG_LOSSES = ("max-voltage", "first-spike")
+SURROGATES = ("superspike", "sigmoid")
 
 
 def grid_estimator(

@@ -1,0 +1,294 @@
+"""The Yin-Yang data set (Kriener, Goeltz, Petrovici et al. 2022, "The Yin-Yang dataset",
+NICE '22) and its spike-time encoding, and the Yin-Yang training task.
+
+Construction (as published): points ``(x, y)`` uniform in the square ``[0, 2 r_big]^2``,
+kept inside the big circle of radius ``r_big`` centred at ``(r_big, r_big)``; each example
+first draws its goal class uniformly from {yin, yang, dot} and candidates are drawn until
+one of that class comes (rejection sampling: the classes are balanced although their areas
+differ). Classes: *dot* within ``r_small`` of either eye centre ``(r_big/2, r_big)`` and
+``(3 r_big/2, r_big)``; *yin* (label 0) the right eye, the left half-disc around the left
+eye outside it, and the upper half outside the right half-disc; *yang* (label 1) the rest.
+The features are ``(x, y, 1 - x, 1 - y)`` (``r_big = 0.5``: all in [0, 1]). Splits: 5,000
+training, 1,000 validation, 1,000 test examples, each from its own seeded stream
+(NumPy's PCG64 seeded with ``[seed, split]``; the published generator's numbers are not
+reproduced). Reference accuracies of the paper: ANN 98.7 %, a shallow (linear) classifier
+64.3 %.
+
+Encoding (Goeltz et al. 2021; Wunderlich & Pehle 2021): each feature ``v`` in [0, 1] becomes
+one input spike at ``t_early + v (t_late - t_early)`` ms, plus a bias spike at ``t_bias``:
+five input spikes per example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from weakgrad.errors import ConfigError
+from weakgrad.objectives.events import (
+    EventObjective,
+    FirstSpikeCrossEntropy,
+    FirstSpikeTimes,
+    MaxVoltage,
+)
+from weakgrad.objectives.losses import SoftmaxCrossEntropy, accuracy
+from weakgrad.sim.event_lif import EventNetwork
+from weakgrad.tasks.base import AbstractTask
+
+if TYPE_CHECKING:
+    from weakgrad.config import TrainConfig
+
+__all__ = [
+    "YINYANG_CLASSES",
+    "YinYangSplits",
+    "yinyang_class",
+    "yinyang_points",
+    "yinyang_splits",
+    "encode_spike_times",
+    "YinYangTask",
+]
+
+YINYANG_CLASSES = ("yin", "yang", "dot")
+SPLIT_SIZES = {"train": 5000, "val": 1000, "test": 1000}
+
+
+def yinyang_class(x: np.ndarray, y: np.ndarray, r_big: float = 0.5, r_small: float = 0.1):
+    """Class of points inside the big circle: 0 yin, 1 yang, 2 dot."""
+    d_right = np.hypot(x - 1.5 * r_big, y - r_big)
+    d_left = np.hypot(x - 0.5 * r_big, y - r_big)
+    dot = (d_right < r_small) | (d_left < r_small)
+    yin = (
+        (d_right <= r_small)
+        | ((d_left > r_small) & (d_left <= 0.5 * r_big))
+        | ((y > r_big) & (d_right > 0.5 * r_big))
+    )
+    return np.where(dot, 2, np.where(yin, 0, 1))
+
+
+def yinyang_points(
+    n: int, rng: np.random.Generator, r_big: float = 0.5, r_small: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` examples: features ``(n, 4)`` = ``(x, y, 1 - x, 1 - y)`` and labels ``(n,)``,
+    by the published rejection sampling (a goal class per example, candidates until one of
+    that class falls inside the big circle)."""
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"yinyang_points: n must be an int >= 1, got {n!r}.")
+    if not 0 < r_small < r_big / 2:
+        raise ValueError(
+            f"yinyang_points: need 0 < r_small < r_big / 2, got r_small={r_small}, "
+            f"r_big={r_big} (published: 0.1, 0.5)."
+        )
+    goals = rng.integers(0, 3, n)
+    xy = np.empty((n, 2))
+    todo = np.arange(n)
+    while todo.size:
+        cand = rng.uniform(0.0, 2 * r_big, (todo.size, 2))
+        inside = np.hypot(cand[:, 0] - r_big, cand[:, 1] - r_big) <= r_big
+        ok = inside & (yinyang_class(cand[:, 0], cand[:, 1], r_big, r_small) == goals[todo])
+        xy[todo[ok]] = cand[ok]
+        todo = todo[~ok]
+    feats = np.concatenate([xy, 2 * r_big - xy], axis=1) / (2 * r_big)
+    return feats, goals
+
+
+@dataclasses.dataclass(frozen=True)
+class YinYangSplits:
+    """Features ``(n, 4)`` in [0, 1] and labels of the three splits."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def yinyang_splits(seed: int = 0, sizes: dict[str, int] | None = None) -> YinYangSplits:
+    """The published split sizes (5,000 / 1,000 / 1,000), each split from its own stream."""
+    sizes = {**SPLIT_SIZES, **(sizes or {})}
+    out = []
+    for i, name in enumerate(("train", "val", "test")):
+        out += yinyang_points(sizes[name], np.random.default_rng([seed, i]))
+    return YinYangSplits(*out)
+
+
+def encode_spike_times(
+    features: np.ndarray, *, t_early: float = 2.0, t_late: float = 12.0, t_bias: float = 0.0
+) -> np.ndarray:
+    """Features ``(n, 4)`` in [0, 1] -> input spike times ``(n, 5)`` in ms: ``t_early + v
+    (t_late - t_early)`` and a bias spike at ``t_bias`` (the last input)."""
+    if not (0 <= t_early < t_late and t_bias >= 0):
+        raise ValueError(
+            f"encode_spike_times needs 0 <= t_early < t_late and t_bias >= 0 (ms), got "
+            f"t_early={t_early}, t_late={t_late}, t_bias={t_bias}."
+        )
+    f = np.asarray(features, float)
+    times = t_early + f * (t_late - t_early)
+    return np.concatenate([times, np.full((len(f), 1), t_bias)], axis=1)
+
+
+@eqx.filter_jit
+def _metrics(obj: EventObjective, params: Any) -> tuple[Array, Array, Array]:
+    readout, valid = obj.readout(params, jax.random.key(0))
+    losses = jax.vmap(obj.loss)(readout, obj.targets)
+    if isinstance(obj.read, FirstSpikeTimes):
+        readout = -readout  # the earliest first spike wins
+    return (
+        jnp.mean(jnp.where(valid, losses, jnp.nan)),
+        accuracy(readout, obj.targets),
+        jnp.sum(~valid),
+    )
+
+
+def yinyang_objective(
+    x: np.ndarray, y: np.ndarray, *, hidden: int, key: Array, loss: str = "max-voltage",
+    recurrent: bool = False, tau_mem: float = 20.0, tau_syn: float = 5.0,
+    duration_ms: float = 30.0, dt_ms: float = 0.1, max_events: int = 512,
+    t_early: float = 2.0, t_late: float = 12.0, t_bias: float = 0.0,
+    init_mean: float = 2.0, init_std: float = 1.0, readout_scale: float = 2.0,
+    dtype: Any = jnp.float32,
+) -> EventObjective:  # fmt: skip
+    """The 5-``hidden``-3 LIF network on encoded Yin-Yang points. Hidden weights
+    ``N(init_mean, init_std^2)`` (the five input spikes must be able to make a hidden neuron
+    fire: one input spike of weight w peaks at ~0.16 w for the default time constants);
+    output weights ``N(0, 1/hidden)`` times ``init_std * 4``. ``loss``: ``max-voltage``
+    (non-spiking outputs, softmax cross-entropy of ``readout_scale * max V``) or
+    ``first-spike`` (spiking outputs, :class:`FirstSpikeCrossEntropy`)."""
+    spiking = loss == "first-spike"
+    net = EventNetwork(
+        sizes=(5, hidden, 3), recurrent=(recurrent, False), tau_mem=tau_mem, tau_syn=tau_syn,
+        duration=duration_ms, max_events=max_events, spiking_output=spiking,
+    )  # fmt: skip
+    k1, k2, k3 = jax.random.split(key, 3)
+    w1 = init_mean + init_std * jax.random.normal(k1, (5, hidden), dtype)
+    w2 = 4.0 * init_std / np.sqrt(hidden) * jax.random.normal(k2, (hidden, 3), dtype)
+    if spiking:
+        w2 = w2 + 4.0 / np.sqrt(hidden)  # outputs that fire at all carry a time gradient
+    layer0 = {"weight": w1}
+    if recurrent:
+        layer0["recurrent"] = 0.5 / np.sqrt(hidden) * jax.random.normal(k3, (hidden, hidden), dtype)
+    params = (layer0, {"weight": w2})
+    times = encode_spike_times(x, t_early=t_early, t_late=t_late, t_bias=t_bias)
+    read = FirstSpikeTimes() if spiking else MaxVoltage()
+    lossf = FirstSpikeCrossEntropy() if spiking else SoftmaxCrossEntropy(scale=readout_scale)
+    return EventObjective(
+        net, params, jnp.asarray(times, dtype), jnp.asarray(y, jnp.int32), lossf, read,
+        dt=dt_ms,
+    )  # fmt: skip
+
+
+@final
+class YinYangTask(AbstractTask):
+    """Yin-Yang on an event-simulated 5-H-3 LIF network: mini-batches of the 5,000 training
+    points (a fresh permutation every epoch), validation loss and accuracy on the first
+    ``eval_size`` validation points, test scores on the 1,000 test points. Examples whose
+    spikes exceed the network's ``max_events`` are counted (``lost_spike_examples``)."""
+
+    def __init__(
+        self, data: YinYangSplits, objective: EventObjective, *, batch_size: int,
+        eval_size: int, seed: int = 0, train_size: int | None = None,
+        encode: dict[str, float] | None = None,
+    ):  # fmt: skip
+        self.data, self.objective = data, objective
+        self.n_train = train_size or len(data.x_train)
+        if batch_size > self.n_train:
+            raise ConfigError(
+                f"train.batch_size = {batch_size} exceeds the {self.n_train} training points; "
+                f"use at most {self.n_train}."
+            )
+        if eval_size > len(data.x_val):
+            raise ConfigError(
+                f"train.eval_size = {eval_size} exceeds the {len(data.x_val)} validation "
+                f"points; use at most {len(data.x_val)}."
+            )
+        self.batch, self.seed, self.eval_size = batch_size, seed, eval_size
+        self.encode = encode or {}
+        dtype = objective.inputs.dtype
+        self.t_train = jnp.asarray(self._times(data.x_train[: self.n_train]), dtype)
+        self.y_train = np.asarray(data.y_train[: self.n_train])
+
+    def _times(self, x: np.ndarray) -> np.ndarray:
+        return encode_spike_times(x, **self.encode)
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> YinYangTask:
+        t, tr = cfg.task, cfg.train
+        data = yinyang_splits(tr.seed)
+        n = t.train_size or len(data.x_train)
+        batch = min(tr.batch_size, n)
+        encode = {"t_early": t.t_early_ms, "t_late": t.t_late_ms, "t_bias": t.t_bias_ms}
+        objective = yinyang_objective(
+            data.x_train[:batch], data.y_train[:batch], hidden=t.hidden,
+            key=jax.random.key(tr.seed), loss=t.loss, recurrent=t.recurrent,
+            tau_mem=t.tau_mem_ms, tau_syn=t.tau_syn_ms, duration_ms=t.duration_ms,
+            dt_ms=t.dt_ms, max_events=t.max_events, init_mean=t.init_mean,
+            init_std=t.init_std, readout_scale=t.readout_scale,
+            t_early=encode["t_early"], t_late=encode["t_late"], t_bias=encode["t_bias"],
+        )  # fmt: skip
+        return cls(data, objective, batch_size=tr.batch_size, eval_size=tr.eval_size,
+                   seed=tr.seed, train_size=t.train_size, encode=encode)  # fmt: skip
+
+    def initial_params(self) -> Any:
+        return self.objective.params()
+
+    def objective_at(self, step: int) -> EventObjective:
+        from weakgrad.tasks.mnist_task import batch_indices
+
+        idx = batch_indices(step, self.n_train, self.batch, self.seed)
+        return self.objective.with_batch(self.t_train[idx], jnp.asarray(self.y_train[idx]))
+
+    def _metrics(self, params: Any, x: np.ndarray, y: np.ndarray, chunk: int = 500):
+        losses, accs, lost, ns = [], [], 0, []
+        dtype = self.objective.inputs.dtype
+        for i in range(0, len(x), chunk):
+            o = self.objective.with_batch(
+                jnp.asarray(self._times(x[i : i + chunk]), dtype), jnp.asarray(y[i : i + chunk])
+            )
+            loss, acc, bad = _metrics(o, params)
+            losses.append(float(loss))
+            accs.append(float(acc))
+            lost += int(bad)
+            ns.append(len(x[i : i + chunk]))
+        w = np.asarray(ns) / sum(ns)
+        return float(np.dot(losses, w)), float(np.dot(accs, w)), lost
+
+    def validate(self, params: Any, key: Array) -> tuple[float, float]:
+        n = self.eval_size
+        loss, acc, _ = self._metrics(params, self.data.x_val[:n], self.data.y_val[:n])
+        return loss, acc
+
+    def score(self, params: Any, key: Array) -> dict[str, Any]:
+        loss, acc, lost = self._metrics(params, self.data.x_test, self.data.y_test)
+        return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.data.x_test),
+                "lost_spike_examples": lost, "data": "yinyang (generated)"}  # fmt: skip
+
+    def figures(self, params: Any, key: Array) -> dict[str, Any]:
+        import matplotlib.pyplot as plt
+
+        x, y = self.data.x_test, self.data.y_test
+        dtype = self.objective.inputs.dtype
+        o = self.objective.with_batch(jnp.asarray(self._times(x), dtype), jnp.asarray(y))
+        readout, _ = o.readout(params, key)
+        r = np.asarray(readout)
+        pred = np.argmin(r, 1) if isinstance(o.read, FirstSpikeTimes) else np.argmax(r, 1)
+        fig, ax = plt.subplots(figsize=(4.5, 4.2))
+        colours = ("tab:blue", "tab:orange", "tab:green")
+        for c, name in enumerate(YINYANG_CLASSES):
+            m = pred == c
+            ax.scatter(x[m, 0], x[m, 1], s=6, color=colours[c], label=f"predicted {name}")
+        wrong = pred != y
+        ax.scatter(x[wrong, 0], x[wrong, 1], s=18, facecolors="none", edgecolors="k",
+                   linewidths=0.6, label="wrong")  # fmt: skip
+        ax.set_xlabel("x (feature, dimensionless)")
+        ax.set_ylabel("y (feature, dimensionless)")
+        ax.set_aspect("equal")
+        ax.set_title(f"Yin-Yang test: accuracy {1 - wrong.mean():.3f}")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.tight_layout()
+        return {"yinyang.png": fig}
