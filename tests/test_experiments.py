@@ -169,6 +169,79 @@ CASES = {
     ),
     "monte-carlo-blows-up-at-borders": (_errors(1.5, 0.01, 0.01), _errors(0.01, 0.01, 0.01)),
     "quadrature-more-accurate": (_errors(1.5, 0.01, 0.01), _errors(1.5, 2.0, 9.0)),
+    "complete-graph-turned-off": (
+        {
+            "loss_initial": 0.06,
+            "loss_final": 0.005,
+            "steps": 30,
+            "spikes_initial": 14.0,
+            "spikes_final": 1.0,
+        },
+        {
+            "loss_initial": 0.06,
+            "loss_final": 0.05,
+            "steps": 30,
+            "spikes_initial": 14.0,
+            "spikes_final": 12.0,
+        },
+    ),
+    "linear-toy-gradient-rows-constant": (
+        {"row_spread_start": 0.0, "row_spread_end": 1e-7, "closed_form_error": 1e-8},
+        {"row_spread_start": 0.3, "row_spread_end": 0.5, "closed_form_error": 0.4},
+    ),
+    "linear-toy-regression-almost-perfect": ({"error_w2_rows": 0.01}, {"error_w2_rows": 0.9}),
+    "linear-toy-isolated-layers-less-noisy": (
+        {"error_w2": 0.1, "error_all": 0.9},
+        {"error_w2": 0.9, "error_all": 0.5},
+    ),
+    "linear-toy-scatters": (
+        {"scatter_slopes": np.array([0.1, 0.1, 0.07])},
+        {"scatter_slopes": np.array([0.1, 0.2, 0.1])},
+    ),
+    "short-timeframe-few-spikes": (
+        {
+            "spikes_short": 1.0,
+            "spikes_long": 6.0,
+            "firing": 5,
+            "hidden": 10,
+            "short_ms": 10.0,
+            "long_ms": 100.0,
+        },
+        {
+            "spikes_short": 4.0,
+            "spikes_long": 3.0,
+            "firing": 5,
+            "hidden": 10,
+            "short_ms": 10.0,
+            "long_ms": 100.0,
+        },
+    ),
+    "longer-timeframe-more-chaotic": (
+        {"tv_ratio": np.array([1.0, 2.0, 5.0]), "duration_ms": np.array([10.0, 50.0, 100.0])},
+        {"tv_ratio": np.array([3.0, 2.0, 1.0]), "duration_ms": np.array([10.0, 50.0, 100.0])},
+    ),
+    "autodiff-gradients-blow-up": (
+        {"blowup_ratio": np.array([1.0, 5.0, 100.0]), "duration_ms": np.array([10.0, 50, 100])},
+        {"blowup_ratio": np.array([1.0, 1.0, 2.0]), "duration_ms": np.array([10.0, 50, 100])},
+    ),
+    "cross-correlation-peaks-at-lag": (
+        {
+            "shift_ms": 5.0,
+            "lag_step_ms": 0.5,
+            "taus_ms": np.array([1.0, 10.0]),
+            "peak_lag_ms": np.array([5.0, 5.5]),
+            "loss_at_shift": 0.0,
+            "loss_at_zero": 1.0,
+        },
+        {
+            "shift_ms": 5.0,
+            "lag_step_ms": 0.5,
+            "taus_ms": np.array([1.0, 10.0]),
+            "peak_lag_ms": np.array([0.0, -3.0]),
+            "loss_at_shift": 0.9,
+            "loss_at_zero": 0.2,
+        },
+    ),
 }
 ALL_CLAIMS = {c.id: c for e in all_experiments() for c in e.claims}
 
@@ -186,6 +259,20 @@ def test_claim_passes_and_fails(claim_id):
     verdict, measured = claim.check(bad)
     assert verdict is Verdict.NOT_REPRODUCED, measured
     assert measured and isinstance(measured, str)
+
+
+def test_partly_verdicts_in_between_for_the_later_figures():
+    chaotic = ALL_CLAIMS["longer-timeframe-more-chaotic"]
+    ms = np.array([10.0, 50.0, 100.0])
+    assert chaotic.check({"tv_ratio": np.array([1.0, 3.0, 1.5]), "duration_ms": ms})[0] is (
+        Verdict.PARTLY
+    )
+    blowup = ALL_CLAIMS["autodiff-gradients-blow-up"]
+    assert blowup.check({"blowup_ratio": np.array([50.0, 1, 20]), "duration_ms": ms})[0] is (
+        Verdict.PARTLY
+    )
+    iso = ALL_CLAIMS["linear-toy-isolated-layers-less-noisy"]
+    assert iso.check({"error_w2": 0.7, "error_all": 1.0})[0] is Verdict.PARTLY
 
 
 def test_partly_verdicts_in_between():

@@ -141,14 +141,17 @@ class AbstractExperiment(abc.ABC):
 
 def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order."""
-    from weakgrad.experiments.complete_graph import SelfCoupledNeuron
+    from weakgrad.experiments.complete_graph import CompleteGraphTraining, SelfCoupledNeuron
     from weakgrad.experiments.descent import FdDescent, RegressionDescent, RegressionTangent
     from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
+    from weakgrad.experiments.linear_toy import LinearToy
+    from weakgrad.experiments.long_timeframe import InputTraces, UniformShift
     from weakgrad.experiments.mollification import (
         BumpMollifier,
         MollifiedDescent,
         MollifiedLandscape,
     )
+    from weakgrad.experiments.signal import CrossCorrelationLag
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
     from weakgrad.experiments.voltage import VoltageMollification
 
@@ -163,7 +166,12 @@ def all_experiments() -> list[AbstractExperiment]:
         MollifiedDescent(),
         VoltageMollification(),
         ScoreVsQuadratureExperiment(),
+        CompleteGraphTraining(),
         SelfCoupledNeuron(),
+        LinearToy(),
+        InputTraces(),
+        UniformShift(),
+        CrossCorrelationLag(),
     ]
 
 

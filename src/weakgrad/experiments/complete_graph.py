@@ -1,4 +1,5 @@
-"""Study 000, "Training Complete Graph", "Loss Curves Multi Function": the single
+"""Study 000, "Training Complete Graph", "Loss Curves Multi Function": a complete graph of 5
+HH neurons turned off by a weak gradient, and the single
 self-coupled HH neuron (a complete graph on one node, self-connection through an exponential
 synapse, bias current), its loss along the recurrent weight and a 1000-point zoom whose
 loss takes several "bands", with a fitted regression line. The sweeps and band counts are
@@ -16,7 +17,15 @@ import numpy as np
 from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
 from weakgrad.experiments.claims import Claim, Verdict
 
-__all__ = ["SelfCoupledSettings", "SelfCoupledNeuron", "check_bands", "check_line_fit"]
+__all__ = [
+    "SelfCoupledSettings",
+    "SelfCoupledNeuron",
+    "check_bands",
+    "check_line_fit",
+    "GraphTrainingSettings",
+    "CompleteGraphTraining",
+    "check_turned_off",
+]
 
 SECTION = "Training Complete Graph"
 
@@ -160,3 +169,161 @@ class SelfCoupledNeuron(AbstractExperiment):
             "band_w": np.asarray(zoom.bands.w), "band_count": np.asarray(zoom.bands.count),
         }  # fmt: skip
         return _SelfCoupledResult(self, s, data, {"landscape": full, "zoom": zoom.curve})
+
+
+# ------------------------------------------------------------ training the complete graph
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphTrainingSettings(ExperimentSettings):
+    """``n`` neurons, all ``n x n`` recurrent weights trained from ``w0`` (uA/cm^2 per
+    unit release) by the regression estimate (``samples`` perturbations of std ``sigma``,
+    weight units) and Adam (``learning_rate``) for ``steps`` steps; loss over ``tau_ms``."""
+
+    n: int = 5
+    w0: float = 0.0
+    bias: float = 10.0
+    tau_ms: float = 200.0
+    dt_ms: float = 0.01
+    samples: int = 32
+    sigma: float = 5.0
+    learning_rate: float = 5.0
+    steps: int = 30
+
+
+def check_turned_off(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Loss (mean output) after training at most 10% of the initial loss: reproduced; at
+    most 50%: partly."""
+    first, last = float(data["loss_initial"]), float(data["loss_final"])
+    frac = last / first if first > 0 else float("inf")
+    verdict = (
+        Verdict.REPRODUCED if frac <= 0.1 else Verdict.PARTLY if frac <= 0.5
+        else Verdict.NOT_REPRODUCED
+    )  # fmt: skip
+    return verdict, (
+        f"loss {first:.3g} -> {last:.3g} ({100 * frac:.1f}% of the initial) after "
+        f"{int(data['steps'])} steps; spikes per neuron {float(data['spikes_initial']):.3g} "
+        f"-> {float(data['spikes_final']):.3g}"
+    )
+
+
+TURNED_OFF = Claim(
+    id="complete-graph-turned-off",
+    section=SECTION,
+    claim="We can extend the task of turning off a neuron to a complete graph on 5 neurons "
+    "(self-connections included, no input or output), the loss being the mean output of "
+    "all the neurons averaged over the timeframe.",
+    measures="all 25 recurrent weights trained by the regression weak gradient from uniform "
+    "weights where the neurons fire: final loss <= 10% of the initial: reproduced; <= 50%: "
+    "partly.",
+    check=check_turned_off,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _GraphTrainingResult(ExperimentResult):
+    experiment: AbstractExperiment
+    settings: GraphTrainingSettings
+    data: Mapping[str, Any]
+    history: Mapping[str, np.ndarray]
+
+    def write_data(self, folder: Path) -> None:
+        from weakgrad.io import write_csv, write_npz
+
+        h = self.history
+        rows = zip(range(h["loss"].size), h["loss"].tolist(), h["spikes"].tolist(), strict=True)
+        write_csv(folder / "training.csv", ["step", "loss", "spikes_per_neuron"], rows)
+        write_npz(folder / "weights.npz", initial=h["w_initial"], final=h["w_final"])
+
+    def figures(self) -> dict[str, Any]:
+        import matplotlib.pyplot as plt
+
+        h, s = self.history, self.settings
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), width_ratios=(1.4, 1, 1))
+        ax = axes[0]
+        steps = np.arange(h["loss"].size)
+        ax.plot(steps, h["loss"], color="tab:blue", marker=".", label="loss")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss: mean output of all neurons")
+        ax2 = ax.twinx()
+        ax2.plot(steps, h["spikes"], color="tab:orange", ls="--", label="spikes per neuron")
+        ax2.set_ylabel("spikes per neuron over tau")
+        lines = ax.get_lines() + ax2.get_lines()
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
+        ax.set_title(f"Complete graph of {s.n} HH neurons turned off (regression, S = {s.samples})")
+        lo = float(min(h["w_initial"].min(), h["w_final"].min()))
+        hi = float(max(h["w_initial"].max(), h["w_final"].max()))
+        for ax, key, title in ((axes[1], "w_initial", "initial"), (axes[2], "w_final", "final")):
+            im = ax.imshow(h[key], cmap="viridis", vmin=lo, vmax=hi)
+            ax.set_title(f"{title} recurrent weights")
+            ax.set_xlabel("postsynaptic neuron")
+            ax.set_ylabel("presynaptic neuron")
+        fig.colorbar(im, ax=axes[1:], label="weight (uA/cm^2 per unit release)")
+        return {"complete_graph_training": fig}
+
+
+class CompleteGraphTraining(AbstractExperiment):
+    """Turning off a complete graph of 5 HH neurons with a weak gradient."""
+
+    name = "complete-graph-training"
+    title = "Complete graph of 5 HH neurons turned off by a weak gradient"
+    section = SECTION
+    claims = (TURNED_OFF,)
+
+    def quick(self) -> GraphTrainingSettings:
+        return GraphTrainingSettings()
+
+    def full(self) -> GraphTrainingSettings:
+        return GraphTrainingSettings(tau_ms=1000.0, steps=60)
+
+    def tiny(self) -> GraphTrainingSettings:
+        return GraphTrainingSettings(n=2, tau_ms=5.0, dt_ms=0.05, samples=6, steps=2)
+
+    def run(self, settings, *, progress: Callable[[int], None] | None = None):
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        from weakgrad.estimators import Regression
+        from weakgrad.objectives.base import Objective
+        from weakgrad.tasks.complete_graph import CompleteGraphTurnOff
+        from weakgrad.training.optim import standard_promotion
+
+        s = settings
+        task = CompleteGraphTurnOff(n=s.n, bias=s.bias, tau_ms=s.tau_ms, dt_ms=s.dt_ms)
+        obj = Objective(lambda p, key: task.evaluate(p, key)[0])
+        est = Regression(sigma=s.sigma, samples=s.samples)
+        opt = standard_promotion(optax.adam(s.learning_rate))
+        w = task.uniform(jnp.float32(s.w0))
+        opt_state = opt.init(w)
+
+        @eqx.filter_jit
+        def step(w, opt_state, key):
+            g, _, _ = est.estimate(obj, w, (), key=key)
+            updates, opt_state = opt.update(g, opt_state, w)
+            return optax.apply_updates(w, updates), opt_state
+
+        measure = jax.jit(task.evaluate)
+        key = jax.random.key(s.seed)
+        losses, spikes = [], []
+        w_initial = np.asarray(w)
+        for k in jax.random.split(key, s.steps + 1)[: s.steps]:
+            loss, count = measure(w, k)
+            losses.append(float(loss))
+            spikes.append(float(count))
+            w, opt_state = step(w, opt_state, k)
+            if progress:
+                progress(1)
+        loss, count = measure(w, key)
+        losses.append(float(loss))
+        spikes.append(float(count))
+        data = {
+            "loss_initial": losses[0], "loss_final": losses[-1], "steps": s.steps,
+            "spikes_initial": spikes[0], "spikes_final": spikes[-1],
+        }  # fmt: skip
+        history = {
+            "loss": np.asarray(losses), "spikes": np.asarray(spikes),
+            "w_initial": w_initial, "w_final": np.asarray(w),
+        }  # fmt: skip
+        return _GraphTrainingResult(self, s, data, history)

@@ -242,13 +242,21 @@ def correlation_vs_lag(
     output: Array, target: Array, *, dt_ms: float, tau_ms: float, lags_ms: Array
 ) -> np.ndarray:
     """``1 - CrossCorrelation(tau_ms, dt_ms, lag).distance`` for each lag in ``lags_ms``:
-    the normalised cross-correlation of the filtered trains as a function of the lag."""
-    return np.array(
-        [
-            1.0 - float(CrossCorrelation(tau_ms, dt_ms, float(lag))(output, target))
-            for lag in np.asarray(lags_ms)
-        ]
-    )
+    the normalised cross-correlation of the filtered trains as a function of the lag
+    (filtered once; the lags in NumPy, float64)."""
+    fo = np.asarray(exponential_filter(output, dt_ms, tau_ms), np.float64)
+    ft = np.asarray(exponential_filter(target, dt_ms, tau_ms), np.float64)
+    out = []
+    for lag in np.asarray(lags_ms, np.float64):
+        k = int(round(lag / dt_ms))
+        if abs(k) >= fo.shape[0]:
+            raise ValueError(f"lag {lag} ms is not shorter than the {fo.shape[0]}-step trains.")
+        a, b = (fo[:-k], ft[k:]) if k > 0 else (fo[-k:], ft[:k]) if k < 0 else (fo, ft)
+        a, b = a - a.mean(0), b - b.mean(0)
+        den = np.sqrt(np.sum(a * a, 0) * np.sum(b * b, 0))
+        corr = np.where(den > 0, np.sum(a * b, 0) / np.maximum(den, 1e-300), 0.0)
+        out.append(float(np.mean(corr)))
+    return np.asarray(out)
 
 
 def all_spike_losses(dt_ms: float = 0.1) -> list[AbstractSpikeLoss]:
