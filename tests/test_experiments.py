@@ -169,6 +169,26 @@ CASES = {
     ),
     "monte-carlo-blows-up-at-borders": (_errors(1.5, 0.01, 0.01), _errors(0.01, 0.01, 0.01)),
     "quadrature-more-accurate": (_errors(1.5, 0.01, 0.01), _errors(1.5, 2.0, 9.0)),
+    "regression-and-mollification-beat-fd": (
+        {
+            "loss_range": {"a": 0.1},
+            "final_loss": {
+                "a": {
+                    "fixed": {"fd": 0.08, "regression": 0.01, "mollified": 0.02},
+                    "growing": {"fd": 0.05, "regression": 0.0, "mollified": 0.0},
+                }
+            },
+        },
+        {
+            "loss_range": {"a": 0.1},
+            "final_loss": {
+                "a": {
+                    "fixed": {"fd": 0.01, "regression": 0.01, "mollified": 0.02},
+                    "growing": {"fd": 0.0, "regression": 0.0, "mollified": 0.005},
+                }
+            },
+        },
+    ),
     "complete-graph-turned-off": (
         {
             "loss_initial": 0.06,

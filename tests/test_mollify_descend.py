@@ -149,7 +149,7 @@ def test_descend_study_reads_a_curve_and_saves_path_and_outcome(tmp_path):
 
     source = _staircase_file(tmp_path)
     fd = descend_study(DescendSettings(landscape=source, w0=0.5, steps=100))
-    assert fd.outcome in ("stopped (flat slope)", "oscillating between two points")
+    assert fd.outcome in ("zero slope", "two-point oscillation")
     assert fd.mollified is None and fd.summary().startswith("w 0.5 -> ")
     settings = DescendSettings(
         method="mollified", landscape=source, w0=0.5, eta=0.05, steps=100, growth=1.03, width=0.3
@@ -208,3 +208,22 @@ def test_score_check_errors_on_made_up_estimates_and_files(tmp_path):
         "x,loss,reference,monte_carlo_10,quadrature_10"
     )
     assert (tmp_path / "scorecheck.png").stat().st_size > 10_000
+
+
+def test_stop_reasons_name_what_happened():
+    """Each reason on a curve built to give it: a flat floor (zero slope), a gentle slope
+    whose step rounds back to the same grid point, a V that overshoots (two points), and a
+    steady slope (still moving)."""
+    from weakgrad.analysis.descend import CentralSlope, grid_descent
+
+    w = np.linspace(0.0, 1.0, 101)  # spacing 0.01
+    flat = grid_descent(w, np.where(w < 0.5, 0.5 - w, 0.0), w0=0.2, eta=0.05, steps=100)
+    assert flat.stop_reason() == "zero slope" and flat.slope[-1] == 0
+    gentle = grid_descent(w, -0.1 * w, w0=0.2, eta=0.01, steps=20)  # step 0.001 < 0.005
+    assert gentle.stop_reason() == "rounded to no move" and gentle.slope[-1] != 0
+    assert "rounded to no move (slope -0.1" in gentle.describe()
+    v = grid_descent(w, np.abs(w - 0.505), w0=0.2, eta=0.03, steps=200, slope=CentralSlope())
+    assert v.stop_reason() == "two-point oscillation"
+    assert v.describe().startswith("two-point oscillation between w = ")
+    moving = grid_descent(w, -w, w0=0.0, eta=0.02, steps=10)
+    assert moving.stop_reason() == "still moving"

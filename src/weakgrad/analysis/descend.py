@@ -99,9 +99,35 @@ class DescentPath:
         )
 
     def distinct_tail(self, n: int = 10) -> int:
-        """Distinct grid points visited in the last ``n`` steps: 1 = stopped (flat slope),
-        2 = oscillating between two points, more = still moving."""
+        """Distinct grid points visited in the last ``n`` steps: 1 = stopped, 2 =
+        oscillating between two points, more = still moving."""
         return int(np.unique(self.w[-n:]).size)
+
+    def stop_reason(self, n: int = 10) -> str:
+        """Why the path ends as it does, from its last ``n`` steps: ``"zero slope"`` (stopped
+        where the slope read from the samples is exactly 0), ``"rounded to no move"``
+        (stopped although the slope is not 0: every step ``eta x slope`` rounded back to the
+        same grid point), ``"two-point oscillation"`` or ``"still moving"``."""
+        distinct = self.distinct_tail(n)
+        if distinct == 1:
+            return "zero slope" if self.slope[-1] == 0 else "rounded to no move"
+        return "two-point oscillation" if distinct == 2 else "still moving"
+
+    def describe(self, n: int = 10) -> str:
+        """:meth:`stop_reason` with its numbers (the slope and the step it asked for)."""
+        reason = self.stop_reason(n)
+        if reason == "rounded to no move":
+            step = float(self.eta[-1] * self.slope[-1])
+            return (
+                f"stopped at w = {self.w[-1]:.4g}: rounded to no move (slope "
+                f"{self.slope[-1]:.3g}, step {step:.3g} rounds back to the same grid point)"
+            )
+        if reason == "zero slope":
+            return f"stopped at w = {self.w[-1]:.4g}: zero slope"
+        if reason == "two-point oscillation":
+            pts = np.unique(self.w[-n:])
+            return f"two-point oscillation between w = {pts[0]:.4g} and {pts[1]:.4g}"
+        return f"still moving (w = {self.w[-1]:.4g}, slope {self.slope[-1]:.3g})"
 
 
 def grid_descent(
@@ -187,10 +213,6 @@ def read_curve(path: str | os.PathLike, flag: str = "--landscape") -> Landscape1
     if np.any(np.diff(w) <= 0):
         raise ConfigError(f"{flag} {path}: w must increase from row to row; {fix}.")
     return curve
-
-
-# distinct_tail() -> what the path does at the end
-_OUTCOMES = {1: "stopped (flat slope)", 2: "oscillating between two points"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,8 +324,9 @@ class DescendStudy:
 
     @property
     def outcome(self) -> str:
-        """What the last 10 steps did: stopped, oscillating or still moving."""
-        return _OUTCOMES.get(self.path.distinct_tail(), "still moving")
+        """What the last 10 steps did (:meth:`DescentPath.stop_reason`): zero slope, rounded
+        to no move, two-point oscillation or still moving."""
+        return self.path.stop_reason()
 
     def as_dict(self, out: str | os.PathLike) -> dict[str, Any]:
         """``descend.json``: settings, where the curve came from, end point and outcome."""
@@ -315,13 +338,14 @@ class DescendStudy:
             "width": s.width if s.method == "mollified" else None,
             "landscape": str(source), "final_w": float(p.w[-1]), "final_loss": float(p.loss[-1]),
             "distinct_points_last_10_steps": p.distinct_tail(), "outcome": self.outcome,
+            "outcome_detail": p.describe(),
         }  # fmt: skip
 
     def summary(self) -> str:
         p = self.path
         return (
             f"w {p.w[0]:g} -> {p.w[-1]:g}, loss {p.loss[0]:.4g} -> {p.loss[-1]:.4g}; "
-            f"last 10 steps: {self.outcome}"
+            f"last 10 steps: {p.describe()}"
         )
 
     def save(self, out: str | os.PathLike) -> Path:

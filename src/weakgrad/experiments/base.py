@@ -142,7 +142,12 @@ class AbstractExperiment(abc.ABC):
 def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order."""
     from weakgrad.experiments.complete_graph import CompleteGraphTraining, SelfCoupledNeuron
-    from weakgrad.experiments.descent import FdDescent, RegressionDescent, RegressionTangent
+    from weakgrad.experiments.descent import (
+        DescentGrid,
+        FdDescent,
+        RegressionDescent,
+        RegressionTangent,
+    )
     from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
     from weakgrad.experiments.linear_toy import LinearToy
     from weakgrad.experiments.long_timeframe import InputTraces, UniformShift
@@ -164,6 +169,7 @@ def all_experiments() -> list[AbstractExperiment]:
         BumpMollifier(),
         MollifiedLandscape(),
         MollifiedDescent(),
+        DescentGrid(),
         VoltageMollification(),
         ScoreVsQuadratureExperiment(),
         CompleteGraphTraining(),
