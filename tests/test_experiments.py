@@ -189,6 +189,18 @@ CASES = {
             },
         },
     ),
+    "trial-averaging-straight-where": (
+        {
+            "noises": np.array([5.0, 200.0]),
+            "roughness_10": np.array([0.03, 0.01]),
+            "lift_10": np.array([0.02, 0.5]),
+        },
+        {
+            "noises": np.array([5.0, 200.0]),
+            "roughness_10": np.array([0.2, 0.1]),
+            "lift_10": np.array([0.02, 0.5]),
+        },
+    ),
     "complete-graph-turned-off": (
         {
             "loss_initial": 0.06,
@@ -291,6 +303,10 @@ def test_partly_verdicts_in_between_for_the_later_figures():
     assert blowup.check({"blowup_ratio": np.array([50.0, 1, 20]), "duration_ms": ms})[0] is (
         Verdict.PARTLY
     )
+    where = ALL_CLAIMS["trial-averaging-straight-where"]
+    lifted = {"noises": np.array([5.0, 200.0]), "roughness_10": np.array([0.2, 0.01]),
+              "lift_10": np.array([0.02, 0.5])}  # fmt: skip
+    assert where.check(lifted)[0] is Verdict.PARTLY
     iso = ALL_CLAIMS["linear-toy-isolated-layers-less-noisy"]
     assert iso.check({"error_w2": 0.7, "error_all": 1.0})[0] is Verdict.PARTLY
 

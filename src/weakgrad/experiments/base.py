@@ -148,7 +148,11 @@ def all_experiments() -> list[AbstractExperiment]:
         RegressionDescent,
         RegressionTangent,
     )
-    from weakgrad.experiments.landscape import SingleNeuronLandscape, TrialAveraging
+    from weakgrad.experiments.landscape import (
+        SingleNeuronLandscape,
+        TrialAveraging,
+        TrialNoiseSweep,
+    )
     from weakgrad.experiments.linear_toy import LinearToy
     from weakgrad.experiments.long_timeframe import InputTraces, UniformShift
     from weakgrad.experiments.mollification import (
@@ -163,6 +167,7 @@ def all_experiments() -> list[AbstractExperiment]:
     return [
         SingleNeuronLandscape(),
         TrialAveraging(),
+        TrialNoiseSweep(),
         FdDescent(),
         RegressionTangent(),
         RegressionDescent(),

@@ -24,6 +24,9 @@ __all__ = [
     "LandscapeExperimentSettings",
     "SingleNeuronLandscape",
     "TrialAveraging",
+    "TrialNoiseSweep",
+    "TrialNoiseSettings",
+    "check_straight_without_lifting",
     "check_firing_stop",
     "check_staircase",
     "check_jumps_at_spike_changes",
@@ -336,3 +339,153 @@ class TrialAveraging(AbstractExperiment):
             "landscape_1_trial": full1, "zoom_1_trial": zoom1,
         }  # fmt: skip
         return _TrialResult(self, s, data, curves)
+
+
+# --- where does trial averaging make the zoom straight? (issue 16) -------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialNoiseSettings(ExperimentSettings):
+    """The zoom [0.5, 0.75] on ``zoom_points`` points, averaged over each number of
+    ``trial_counts`` at each noise of ``noises`` (uA/cm^2 per step), ``tau_ms`` per trial;
+    roughness against the noise-free single trial."""
+
+    tau_ms: float = 1000.0
+    dt_ms: float = 0.01
+    zoom_points: int = 301
+    trial_counts: tuple[int, ...] = (1, 3, 10, 30)
+    noises: tuple[float, ...] = (1.0, 5.0, 20.0, 50.0, 200.0)
+
+
+def check_straight_without_lifting(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """10-trial zooms over the noise levels: straight (roughness <= 0.05, the measure of
+    ``ten-trial-zoom-straight``) at a noise whose mean loss stays within 10% of the
+    noise-free zoom's: reproduced; straight only where the noise lifts the loss by more:
+    partly; never straight: not reproduced."""
+    noises = [float(n) for n in data["noises"]]
+    rough = [float(r) for r in data["roughness_10"]]
+    lift = [float(v) for v in data["lift_10"]]
+    straight = [n for n, r in zip(noises, rough, strict=True) if r <= 0.05]
+    clean = [n for n, r, u in zip(noises, rough, lift, strict=True) if r <= 0.05 and u <= 0.1]
+    parts = ", ".join(
+        f"noise {n:g}: {r:.3g} (loss {100 * u:+.0f}%)"
+        for n, r, u in zip(noises, rough, lift, strict=True)
+    )
+    measured = f"roughness of the 10-trial zoom (mean loss vs noise-free): {parts}"
+    if clean:
+        return Verdict.REPRODUCED, measured + f"; straight without lifting from noise {clean[0]:g}"
+    if straight:
+        return Verdict.PARTLY, measured + f"; straight only from noise {straight[0]:g}, lifted"
+    return Verdict.NOT_REPRODUCED, measured
+
+
+STRAIGHT_WHERE = Claim(
+    id="trial-averaging-straight-where",
+    section=SECTION,
+    claim="With N_trials = 10 the zoom appears almost completely straight (the study does "
+    "not state the noise level: searched here).",
+    measures="roughness (as ten-trial-zoom-straight) of the 10-trial zoom at noise 1-200 "
+    "uA/cm^2: <= 0.05 at a noise whose mean loss is within 10% of the noise-free zoom's: "
+    "reproduced; <= 0.05 only with the loss lifted more: partly.",
+    check=check_straight_without_lifting,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrialNoiseResult(ExperimentResult):
+    experiment: AbstractExperiment
+    settings: TrialNoiseSettings
+    data: Mapping[str, Any]
+    grid: Mapping[str, np.ndarray]
+
+    def write_data(self, folder: Path) -> None:
+        from weakgrad.io import write_csv, write_npz
+
+        g, s = self.grid, self.settings
+        rows = [
+            (t, n, float(g["roughness"][i, j]), float(g["mean_loss"][i, j]))
+            for i, t in enumerate(s.trial_counts)
+            for j, n in enumerate(s.noises)
+        ]
+        write_csv(folder / "roughness.csv", ["trials", "noise", "roughness", "mean_loss"], rows)
+        write_npz(folder / "zooms.npz", **{k: v for k, v in g.items()})
+
+    def figures(self) -> dict[str, Any]:
+        import matplotlib.pyplot as plt
+
+        g, s = self.grid, self.settings
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+        colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(s.trial_counts)))
+        for i, (t, col) in enumerate(zip(s.trial_counts, colors, strict=True)):
+            ax1.plot(s.noises, g["roughness"][i], marker="o", color=col, label=f"{t} trials")
+        ax1.axhline(0.05, color="0.4", ls=":", label="straight (0.05)")
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
+        ax1.set_xlabel("noise std (uA/cm^2 per step)")
+        ax1.set_ylabel("roughness of the zoom [0.5, 0.75]")
+        ax1.set_title("Roughness vs trials and noise")
+        ax1.legend(fontsize=8, loc="best")
+        j10 = list(s.trial_counts).index(10) if 10 in s.trial_counts else -1
+        ncol = plt.cm.magma(np.linspace(0.0, 0.8, len(s.noises)))
+        ax2.plot(g["w"], g["clean"], color="k", lw=1.5, label="1 trial, no noise")
+        for j, (n, col) in enumerate(zip(s.noises, ncol, strict=True)):
+            ax2.plot(g["w"], g["zooms"][j10, j], color=col, lw=1,
+                     label=f"{s.trial_counts[j10]} trials, noise {n:g}")  # fmt: skip
+        ax2.set_xlabel("w (input current w x 34.6 uA/cm^2)")
+        ax2.set_ylabel("loss: mean release over tau")
+        ax2.set_title(f"The zoom averaged over {s.trial_counts[j10]} trials")
+        ax2.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        return {"trial_noise": fig}
+
+
+class TrialNoiseSweep(AbstractExperiment):
+    """Roughness of the zoom against the number of trials and the noise level."""
+
+    name = "trial-noise-sweep"
+    title = "Where trial averaging makes the zoom straight: trials x noise"
+    section = SECTION
+    claims = (STRAIGHT_WHERE,)
+
+    def quick(self) -> TrialNoiseSettings:
+        return TrialNoiseSettings(tau_ms=200.0, zoom_points=61)
+
+    def full(self) -> TrialNoiseSettings:
+        return TrialNoiseSettings()
+
+    def tiny(self) -> TrialNoiseSettings:
+        return TrialNoiseSettings(tau_ms=10.0, dt_ms=0.05, zoom_points=7,
+                                  trial_counts=(1, 10), noises=(5.0, 50.0))  # fmt: skip
+
+    def run(self, settings, *, progress: Callable[[int], None] | None = None):
+        from weakgrad.analysis.landscape import LandscapeSettings
+
+        s = settings
+
+        def zoom(trials: int, noise: float):
+            ls = LandscapeSettings(
+                zoom=ZOOM, w_min=0.0, w_max=3.0, points=s.zoom_points, trials=trials,
+                noise=noise, tau_ms=s.tau_ms, dt_ms=s.dt_ms, i0=I0, seed=s.seed,
+            )  # fmt: skip
+            c = swept_curve(ls)
+            return np.asarray(c.w, np.float64), np.asarray(c.loss_mean, np.float64)
+
+        w, clean = zoom(1, 0.0)
+        scale = float(np.ptp(clean))
+        zooms = np.zeros((len(s.trial_counts), len(s.noises), w.size))
+        for i, t in enumerate(s.trial_counts):
+            for j, n in enumerate(s.noises):
+                zooms[i, j] = zoom(t, n)[1]
+            if progress:
+                progress(1)
+        rough = np.array([[roughness(w, z, scale) for z in row] for row in zooms])
+        mean = zooms.mean(axis=2)
+        lift = mean / clean.mean() - 1.0
+        j10 = list(s.trial_counts).index(10) if 10 in s.trial_counts else -1
+        data = {
+            "noises": np.asarray(s.noises),
+            "roughness_10": rough[j10],
+            "lift_10": lift[j10],
+        }
+        grid = {"w": w, "clean": clean, "zooms": zooms, "roughness": rough, "mean_loss": mean}
+        return _TrialNoiseResult(self, s, data, grid)
