@@ -269,3 +269,26 @@ def test_presets_and_claims(exp):
         assert (full.layers, full.width, full.runs) == (30, 64, 10)
     if isinstance(exp, MatrixProducts):
         assert full.depths == (1, 10, 100)
+
+
+@pytest.mark.parametrize(
+    ("make", "kw", "match"),
+    [
+        (MatrixProducts, {"depths": (10, 1)}, "depths"),
+        (MatrixProducts, {"samples": 1}, "samples"),
+        (DeepLinearDegeneracy, {"runs": 1}, "runs"),
+        (DeepLinearDegeneracy, {"early": 1000}, "early"),
+        (DeepLinearDegeneracy, {"adam_learning_rate": 0.0}, "adam_learning_rate"),
+        (StudyNetworkDegeneracy, {"durations": ()}, "durations"),
+        (StudyNetworkDegeneracy, {"methods": ("autodiff",)}, "methods"),
+        (StudyNetworkDegeneracy, {"examples": 50}, "examples"),
+        (StudyNetworkDegeneracy, {"lif_bias": (1.0,)}, "lif_bias"),
+    ],
+)
+def test_settings_refuse_bad_values(make, kw, match):
+    import dataclasses
+
+    from weakgrad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        dataclasses.replace(make().quick(), **kw)

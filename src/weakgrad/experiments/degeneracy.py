@@ -65,7 +65,26 @@ POST = (
 )
 INITS = ("fold 0", "fold 1", "orthogonal", "orthogonal x 0.8")
 OPTIMIZERS = ("sgd", "adam")
+_OPT_NAME = {"sgd": "SGD", "adam": "Adam"}
 _ORDER = {Verdict.NOT_REPRODUCED: 0, Verdict.PARTLY: 1, Verdict.REPRODUCED: 2}
+
+
+# ---------------------------------------------------------------- settings checks
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    from weakgrad.errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an int >= {low}, got {value!r}.")
+
+
+def _positive(name: str, value: Any) -> None:
+    from weakgrad.errors import ConfigError
+
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < np.inf
+    if not ok:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}.")
 
 
 # ---------------------------------------------------------------- shared measures
@@ -118,6 +137,19 @@ class ProductsExperimentSettings(ExperimentSettings):
     n: int = 64
     depths: tuple[int, ...] = (1, 10, 100)
     samples: int = 4
+
+    def __post_init__(self) -> None:
+        from weakgrad.errors import ConfigError
+
+        _int_at_least("n", self.n, 2)
+        _int_at_least("samples", self.samples, 2)
+        if len(self.depths) < 2 or list(self.depths) != sorted(set(self.depths)):
+            raise ConfigError(
+                f"depths = {self.depths!r} must be at least two increasing depths, e.g. "
+                "(1, 10, 100)."
+            )
+        for d in self.depths:
+            _int_at_least("depths", d, 1)
 
 
 def check_products_degenerate_with_depth(data: Mapping[str, Any]) -> tuple[Verdict, str]:
@@ -312,6 +344,18 @@ class DeepLinearExperimentSettings(ExperimentSettings):
     eval_batch: int = 64
     sgd_learning_rate: float = 0.01
     adam_learning_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        from weakgrad.errors import ConfigError
+
+        for name in ("layers", "width", "steps", "batch", "eval_batch"):
+            _int_at_least(name, getattr(self, name), 1)
+        _int_at_least("runs", self.runs, 2)  # the claims use paired standard errors
+        _int_at_least("early", self.early, 1)
+        if self.early >= self.steps:
+            raise ConfigError(f"early = {self.early} must be below steps = {self.steps}.")
+        _positive("sgd_learning_rate", self.sgd_learning_rate)
+        _positive("adam_learning_rate", self.adam_learning_rate)
 
 
 def _deep_linear_data(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -559,9 +603,9 @@ class _DeepLinearResult(ExperimentResult):
                 ax.plot(t, m, color=colors[name], label=name)
                 ax.fill_between(t, m - e, m + e, color=colors[name], alpha=0.25, lw=0)
             ax.set_yscale("log")
-            ax.set_xlabel(f"{opt.upper()} step")
+            ax.set_xlabel(f"{_OPT_NAME[opt]} step")
             ax.set_ylabel("expected loss (MSE per output)")
-            ax.set_title(f"{s.layers}-layer linear net, width {s.width}: {opt.upper()}")
+            ax.set_title(f"{s.layers}-layer linear net, width {s.width}: {_OPT_NAME[opt]}")
             ax.legend(fontsize=7)
         fig.tight_layout()
         curves = fig
@@ -579,7 +623,7 @@ class _DeepLinearResult(ExperimentResult):
                 ax.set_yscale("log")
                 ax.set_xlabel("layer (1 = input side)")
                 ax.set_ylabel("|dL/d activation|")
-                ax.set_title(f"{opt.upper()}: gradient norms {when}")
+                ax.set_title(f"{_OPT_NAME[opt]}: gradient norms {when}")
             row[0].legend(fontsize=7)
         fig.tight_layout()
         return {"deep_linear_curves": curves, "deep_linear_gradients": fig}
@@ -666,10 +710,41 @@ class StudyNetworkSettings(ExperimentSettings):
     methods: tuple[str, ...] = ("perturbation", "autodiff")
     train_duration: float = 30.0
     train_digits: int = 40
-    train_steps: int = 30
+    train_steps: int = 60
     eval_every: int = 10
     val_digits: int = 100
-    runs: int = 3
+    runs: int = 4
+
+    def __post_init__(self) -> None:
+        from weakgrad.errors import ConfigError
+
+        for name in ("hidden", "examples", "samples_per_unit", "train_digits", "train_steps"):
+            _int_at_least(name, getattr(self, name), 1)
+        for name in ("eval_every", "val_digits"):
+            _int_at_least(name, getattr(self, name), 1)
+        _int_at_least("runs", self.runs, 2)  # the claims use paired standard errors
+        if self.examples > self.train_digits:
+            raise ConfigError(
+                f"examples = {self.examples} exceeds train_digits = {self.train_digits}; the "
+                "spectra use the first training digits."
+            )
+        if not self.durations:
+            raise ConfigError("durations = () is empty; give at least one, e.g. (10.0, 100.0).")
+        for name, v in (("durations", d) for d in self.durations):
+            _positive(name, v)
+        for name in ("dt_ms", "rel_sigma", "train_duration"):
+            _positive(name, getattr(self, name))
+        for name in ("lif_scale", "lif_bias"):
+            if len(getattr(self, name)) != 2:
+                raise ConfigError(
+                    f"{name} needs one value per layer (2), got {getattr(self, name)!r}."
+                )
+        bad = [m for m in self.methods if m not in ("perturbation", "autodiff")]
+        if not self.methods or self.methods[0] != "perturbation" or bad:
+            raise ConfigError(
+                f"methods = {self.methods!r}: 'perturbation' first (the claims use it), then "
+                "optionally 'autodiff'."
+            )
 
 
 def _lif_network(key: Any, s: StudyNetworkSettings, init: str) -> Any:
@@ -969,8 +1044,9 @@ class _StudyResult(ExperimentResult):
                 ax.set_ylabel(f"singular value ({_UNITS[model]})", fontsize=8)
                 ax.set_title(f"{model.upper()} 784-{self.settings.hidden}-10, {dur}", fontsize=9)
                 if zero:
-                    ax.text(0.02, 0.02, "zero Jacobian: " + "; ".join(zero), fontsize=6,
-                            transform=ax.transAxes)  # fmt: skip
+                    ax.text(0.03, 0.04, "zero Jacobian (no spike moves):\n" + "\n".join(zero),
+                            fontsize=7, transform=ax.transAxes)  # fmt: skip
+                ax.set_xlim(0.5, 10.5)
                 if ax.get_legend_handles_labels()[0]:
                     ax.legend(fontsize=6)
         fig.tight_layout()
@@ -1004,8 +1080,10 @@ class StudyNetworkDegeneracy(AbstractExperiment):
         return StudyNetworkSettings()
 
     def full(self) -> StudyNetworkSettings:
+        # the study's hidden layer; ~1 s per weak-gradient step on 2 CPU cores: meant for
+        # an accelerator
         return StudyNetworkSettings(
-            hidden=100, examples=32, train_digits=200, train_steps=300, eval_every=30,
+            hidden=100, examples=16, train_digits=100, train_steps=200, eval_every=20,
             val_digits=400, runs=5,
         )  # fmt: skip
 
