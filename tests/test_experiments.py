@@ -279,7 +279,16 @@ ALL_CLAIMS = {c.id: c for e in all_experiments() for c in e.claims}
 
 
 def test_every_claim_has_a_pass_and_a_fail_case():
-    assert set(CASES) == set(ALL_CLAIMS)
+    """Claims of this file's experiments are in CASES; the others' (in their own test
+    files) are named there by id or by their check function."""
+    here = Path(__file__)
+    others = "".join(p.read_text() for p in here.parent.glob("test_*.py") if p != here)
+    missing = [
+        cid for cid, c in ALL_CLAIMS.items()
+        if cid not in CASES and cid not in others and c.check.__name__ not in others
+    ]  # fmt: skip
+    assert not missing, f"claims without pass/fail tests: {missing}"
+    assert set(CASES) <= set(ALL_CLAIMS)
 
 
 @pytest.mark.parametrize("claim_id", sorted(CASES))

@@ -140,13 +140,25 @@ class AbstractExperiment(abc.ABC):
 
 
 def all_experiments() -> list[AbstractExperiment]:
-    """Every experiment of ``weakgrad reproduce``, in the study's order."""
+    """Every experiment of ``weakgrad reproduce``, in the study's order (000, then the
+    seeds that follow it: 001, 002, 003, 004)."""
     from weakgrad.experiments.complete_graph import CompleteGraphTraining, SelfCoupledNeuron
+    from weakgrad.experiments.degeneracy import (
+        DeepLinearDegeneracy,
+        MatrixProducts,
+        StudyNetworkDegeneracy,
+    )
     from weakgrad.experiments.descent import (
         DescentGrid,
         FdDescent,
         RegressionDescent,
         RegressionTangent,
+    )
+    from weakgrad.experiments.gradients import (
+        HhShortGradient,
+        MnistAnnGradient,
+        MnistLinearGradient,
+        NodePerturbationGradient,
     )
     from weakgrad.experiments.landscape import (
         SingleNeuronLandscape,
@@ -155,6 +167,7 @@ def all_experiments() -> list[AbstractExperiment]:
     )
     from weakgrad.experiments.linear_toy import LinearToy
     from weakgrad.experiments.long_timeframe import InputTraces, UniformShift
+    from weakgrad.experiments.memory import BennaFusiMemory
     from weakgrad.experiments.mollification import (
         BumpMollifier,
         MollifiedDescent,
@@ -162,9 +175,11 @@ def all_experiments() -> list[AbstractExperiment]:
     )
     from weakgrad.experiments.signal import CrossCorrelationLag
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
+    from weakgrad.experiments.training import AnnTraining, HhLongTraining, HhShortTraining
     from weakgrad.experiments.voltage import VoltageMollification
 
     return [
+        # 000: the single neuron's landscape, descents and mollification
         SingleNeuronLandscape(),
         TrialAveraging(),
         TrialNoiseSweep(),
@@ -177,12 +192,26 @@ def all_experiments() -> list[AbstractExperiment]:
         DescentGrid(),
         VoltageMollification(),
         ScoreVsQuadratureExperiment(),
+        # 000: node perturbation, the complete graph
+        NodePerturbationGradient(),
         CompleteGraphTraining(),
         SelfCoupledNeuron(),
+        # 000: MNIST (linear toy, linear, ANN; HH short and long timeframes)
         LinearToy(),
+        MnistLinearGradient(),
+        MnistAnnGradient(),
+        AnnTraining(),
+        HhShortGradient(),
+        HhShortTraining(),
         InputTraces(),
         UniformShift(),
+        HhLongTraining(),
         CrossCorrelationLag(),
+        # 004: degeneracy and optimal synaptic memory
+        MatrixProducts(),
+        DeepLinearDegeneracy(),
+        StudyNetworkDegeneracy(),
+        BennaFusiMemory(),
     ]
 
 
