@@ -201,6 +201,22 @@ CASES = {
             "lift_10": np.array([0.02, 0.5]),
         },
     ),
+    "autodiff-fails-where-spikes-are-thresholds": (
+        {
+            "chance": 0.34,
+            "cells": {
+                ("lif", "short"): {"autodiff": 0.35, "regression": 0.6},
+                ("perceptron", "short"): {"autodiff": 0.3, "node": 0.5},
+            },
+        },
+        {
+            "chance": 0.34,
+            "cells": {
+                ("lif", "short"): {"autodiff": 0.7, "regression": 0.6},
+                ("perceptron", "short"): {"autodiff": 0.3, "node": 0.35},
+            },
+        },
+    ),
     "complete-graph-turned-off": (
         {
             "loss_initial": 0.06,

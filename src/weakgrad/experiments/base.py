@@ -142,6 +142,7 @@ class AbstractExperiment(abc.ABC):
 def all_experiments() -> list[AbstractExperiment]:
     """Every experiment of ``weakgrad reproduce``, in the study's order (000, then the
     seeds that follow it: 001, 002, 003, 004)."""
+    from weakgrad.experiments.compare import GradientFamilies
     from weakgrad.experiments.complete_graph import CompleteGraphTraining, SelfCoupledNeuron
     from weakgrad.experiments.degeneracy import (
         DeepLinearDegeneracy,
@@ -207,6 +208,8 @@ def all_experiments() -> list[AbstractExperiment]:
         UniformShift(),
         HhLongTraining(),
         CrossCorrelationLag(),
+        # 002/003: every gradient family (surrogate, exact, autodiff, weak) on one task
+        GradientFamilies(),
         # 004: degeneracy and optimal synaptic memory
         MatrixProducts(),
         DeepLinearDegeneracy(),
