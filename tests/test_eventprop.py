@@ -21,7 +21,7 @@ from weakgrad.objectives.events import (
     MaxVoltage,
 )
 from weakgrad.objectives.losses import SoftmaxCrossEntropy
-from weakgrad.sim.event_lif import EventNetwork, event_params
+from weakgrad.sim.event_lif import EventNetwork, adjoint, event_params
 from weakgrad.sim.surrogates import SuperSpike
 
 KEY = jax.random.key(0)
@@ -232,3 +232,32 @@ def test_same_objective_serves_surrogate_gradients_and_sampling_estimators():
     assert np.isfinite(np.asarray(ravel_pytree(g_sm)[0])).all()
     with pytest.raises(ValueError, match="while_loop"):
         Autodiff().estimate(obj, params, (), key=KEY)
+
+
+def test_max_voltage_at_a_kink_moves_with_the_spike_that_makes_it():
+    """An inhibitory spike that arrives while the output potential rises makes the maximum
+    a kink at that spike's time; the gradient then includes dV/dt times the derivative of
+    that spike time (the adjoint's dl/dt_k term), and matches central differences."""
+    with jax.enable_x64(True):
+        net = EventNetwork(sizes=(1, 2, 1), recurrent=(False, False), spiking_output=False,
+                           max_events=16)  # fmt: skip
+        params = ({"weight": jnp.asarray([[20.0, 8.0]])}, {"weight": jnp.asarray([[6.0], [-40.0]])})
+        x = jnp.asarray([0.5])
+        theta, unravel = ravel_pytree(params)
+
+        @jax.jit
+        def run(theta):
+            tr = net.simulate(unravel(theta), x)
+            g = adjoint(net, unravel(theta), tr, jnp.zeros(1), jnp.ones(1))
+            h = 1e-6 * jnp.eye(theta.size)
+            vmax = jax.vmap(lambda th: net.simulate(unravel(th), x).vmax[0])
+            fd = (vmax(theta + h) - vmax(theta - h)) / 2e-6
+            return tr, ravel_pytree(g)[0], fd
+
+        tr, g, fd = run(theta)
+        # The maximum sits at the end of an interval, at a hidden spike, with dV/dt > 0.
+        k = int(tr.vmax_slot[0])
+        assert float(tr.vmax_vdot[0]) > 0.1 and int(tr.src[k]) >= net.n_in
+        assert float(tr.vmax_offset[0]) == pytest.approx(float(tr.span[k]))
+        np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
+        assert abs(float(fd[1])) > 0.1  # the inhibitory neuron's input weight moves its spike
