@@ -5,8 +5,12 @@ Workloads (what scales: independent simulations):
 - landscape: the single-neuron turn-off sweep of ``weakgrad landscape`` (HH neuron,
   I = w * 34.6 uA/cm^2 plus a 5 uA/cm^2 per-step noise current), 1000 weights x 1 trial,
   tau = 1 s at dt = 0.01 ms: 10^8 neuron-steps, through
-  ``weakgrad.analysis.landscape.landscape_study`` (the chunks sharded over every device of
-  every process);
+  ``weakgrad.analysis.landscape.landscape_study`` (chunks of 128 points, each sharded over
+  every device of every process);
+- landscape-1000: the same sweep through ``sweep_1d`` in one chunk of 1000 points. A
+  simulation's time steps are sequential, and each step has a fixed cost besides its
+  per-neuron work: 64 neurons per device (a 128-point chunk on two devices) leave that
+  cost dominant, 500 per device do not;
 - node: one node-perturbation estimate on the HH MNIST network of
   ``configs/mnist-hh-long.toml`` (784-100-10, 100 ms at dt 0.1 ms, batch 40, 12 perturbed
   runs per digit, both layers at once: the config's estimator without alternation), the
@@ -40,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LAYOUTS = (("1 process x 1 device", 1, 1), ("1 process x 2 devices", 1, 2),
            ("2 processes x 1 device", 2, 1))  # fmt: skip
-REPEATS = 2
+REPEATS = 3
 
 
 def _timed(fn, repeats: int) -> tuple[object, float, float]:
@@ -57,17 +61,36 @@ def _timed(fn, repeats: int) -> tuple[object, float, float]:
     return out, first, min(warm)
 
 
-def work_landscape(quick: bool) -> dict:
+def _landscape(quick: bool, chunk: int | None) -> dict:
+    import jax
     import numpy as np
 
-    from weakgrad.analysis.landscape import LandscapeSettings, landscape_study
+    import weakgrad as wg
+    from weakgrad.analysis.landscape import LandscapeSettings, landscape_study, sweep_1d
+    from weakgrad.tasks import SingleNeuronTurnOff
 
     tau_ms = 100.0 if quick else 1000.0
     settings = LandscapeSettings(points=1000, trials=1, noise=5.0, tau_ms=tau_ms, dt_ms=0.01)
-    study, first, warm = _timed(lambda: landscape_study(settings), REPEATS)
-    steps = settings.points * round(tau_ms / 0.01)
-    return {"first_s": first, "warm_s": warm, "neuron_steps": steps,
-            "check": float(np.sum(study.curve.loss_mean))}  # fmt: skip
+    if chunk is None:  # as `weakgrad landscape` runs it
+        run = lambda: landscape_study(settings).curve  # noqa: E731
+    else:
+        task = SingleNeuronTurnOff(wg.HodgkinHuxley(noise_std=5.0), i0=34.6, tau_ms=tau_ms)
+        w = np.linspace(0.0, 3.0, 1000)
+        run = lambda: sweep_1d(task.evaluate_trials, w, trials=1,  # noqa: E731
+                               key=jax.random.key(0), chunk=chunk)  # fmt: skip
+    curve, first, warm = _timed(run, REPEATS)
+    return {"first_s": first, "warm_s": warm, "neuron_steps": 1000 * round(tau_ms / 0.01),
+            "check": float(np.sum(curve.loss_mean))}  # fmt: skip
+
+
+def work_landscape(quick: bool) -> dict:
+    """``weakgrad landscape``'s sweep: chunks of 128 points."""
+    return _landscape(quick, None)
+
+
+def work_landscape_wide(quick: bool) -> dict:
+    """The same sweep in one chunk of 1000 points (500 per device on two devices)."""
+    return _landscape(quick, 1000)
 
 
 def work_node(quick: bool) -> dict:
@@ -93,7 +116,7 @@ def work_node(quick: bool) -> dict:
     return {"first_s": first, "warm_s": warm, "evals": int(info.evals), "check": norm}
 
 
-WORK = {"landscape": work_landscape, "node": work_node}
+WORK = {"landscape": work_landscape, "landscape-1000": work_landscape_wide, "node": work_node}
 
 
 def worker(args) -> None:
@@ -185,8 +208,8 @@ def main() -> None:
                               indent=2) + "\n")  # fmt: skip
     os.replace(tmp, path)
     print(f"wrote {path}")
-    two = [speedups.get(f"{w}: {LAYOUTS[2][0]}", float("nan")) for w in WORK]
-    print(f"landscape_2proc_speedup={two[0]:.2f} node_2proc_speedup={two[1]:.2f}")
+    two = {w: speedups.get(f"{w}: {LAYOUTS[2][0]}", float("nan")) for w in WORK}
+    print(" ".join(f"{w.replace('-', '_')}_2proc_speedup={v:.2f}" for w, v in two.items()))
 
 
 if __name__ == "__main__":
