@@ -151,7 +151,7 @@ class HhSettings(_MnistTrainingSettings):
     runs: tuple[tuple[float, float], ...] = ((10.0, 0.01),)
     layer_scale: tuple[float, float] = (1.0, 30.0)
     loss_batches: int = 200
-    sigma: float = 0.2
+    sigma: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
