@@ -147,13 +147,9 @@ def cluster_settings(
     if env.get("JAX_COORDINATOR_ADDRESS"):
         n, i = _env_int(env, "JAX_NUM_PROCESSES"), _env_int(env, "JAX_PROCESS_ID")
         return ClusterSettings(env["JAX_COORDINATOR_ADDRESS"], n, i, "JAX_COORDINATOR_ADDRESS")
-    slurm = (
-        "SLURM_JOB_ID",
-        "SLURM_STEP_NODELIST",
-        "SLURM_NTASKS",
-        "SLURM_PROCID",
-        "SLURM_LOCALID",
-    )  # fmt: skip  (what JAX's SLURM detection reads)
+    # What JAX's own SLURM detection reads.
+    slurm = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
+             "SLURM_LOCALID")  # fmt: skip
     if all(k in env for k in slurm) and (_env_int(env, "SLURM_NTASKS") or 1) > 1:
         return ClusterSettings(detected="slurm")
     if "OMPI_MCA_orte_hnp_uri" in env and (_env_int(env, "OMPI_COMM_WORLD_SIZE") or 1) > 1:
