@@ -52,6 +52,7 @@ def test_yinyang_grid_inputs_put_one_spike_per_input():
         (MatchingSettings, {"h1": 20}, "h1"),
         (MatchingSettings, {"factors": (0.5, 2.0, 4.0)}, "factors"),
         (MatchingSettings, {"beta_n": -1.0}, "beta_n"),
+        (MatchingSettings, {"families": ("superspike",)}, "families"),
         (LoopSettings, {"steps": (64, 32)}, "steps"),
         (LoopSettings, {"radius": 0}, "radius"),
         (TradeoffSettings, {"weights": (0.1, 0.3, 1.0)}, "weights"),
