@@ -95,7 +95,9 @@ class MatchingSettings(ExperimentSettings):
     surrogate gradient is the mean of ``samples`` noisy BPTT passes for every steepness
     ``beta_n * factor`` (``factors``), for each of ``families``: the sigmoid surrogate (the
     escape noise's shape) and SuperSpike. ``spread_mv``: std of each neuron's potential
-    about the escape threshold over inputs (mV)."""
+    about the escape threshold over inputs (mV). For comparison, one weak gradient per
+    network: Gaussian smoothing with ``weak_samples`` loss evaluations (antithetic, common
+    neuron noise) of standard deviation ``weak_sigma`` (nA, the parameters' unit)."""
 
     networks: int = 3
     n_in: int = 4
@@ -109,6 +111,8 @@ class MatchingSettings(ExperimentSettings):
     samples: int = 4096
     factors: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     families: tuple[str, ...] = ("sigmoid", "superspike")
+    weak_samples: int = 8192
+    weak_sigma: float = 0.1
 
     def __post_init__(self) -> None:
         from weakgrad.errors import ConfigError
@@ -122,6 +126,8 @@ class MatchingSettings(ExperimentSettings):
         for name in ("networks", "n_in", "h1", "h2", "n_out", "batch"):
             _check_int(name, getattr(self, name), 1)
         _check_int("samples", self.samples, 2)
+        _check_int("weak_samples", self.weak_samples, 2)
+        _check_positive("weak_sigma", self.weak_sigma)
         if self.h1 > 14:
             raise ConfigError(
                 f"h1 = {self.h1}: the exact expectation sums 2^h1 spike patterns; use h1 <= 14."
@@ -223,6 +229,7 @@ def matching_study(s: MatchingSettings, progress: Callable[[int], None] | None =
     from jax.flatten_util import ravel_pytree
 
     from weakgrad.estimators.autodiff import SurrogateGradient
+    from weakgrad.estimators.smoothing import GaussianSmoothing
     from weakgrad.sim.surrogates import SigmoidSurrogate, SuperSpike
 
     classes = {"sigmoid": SigmoidSurrogate, "superspike": SuperSpike}
@@ -247,6 +254,14 @@ def matching_study(s: MatchingSettings, progress: Callable[[int], None] | None =
 
         return jax.vmap(one)(keys)
 
+    weak_est = GaussianSmoothing(sigma=s.weak_sigma, samples=s.weak_samples)
+
+    @eqx.filter_jit
+    def weak(obj, params, key):
+        g, _, _ = weak_est.estimate(obj, params, weak_est.init(params), key=key)
+        return ravel_pytree(g)[0]
+
+    weak_cos = np.zeros(s.networks)
     root = jax.random.key(s.seed)
     half = s.samples // 2
     for n in range(s.networks):
@@ -260,6 +275,8 @@ def matching_study(s: MatchingSettings, progress: Callable[[int], None] | None =
         exact_l.append(float(loss))
         mc_l.append(float(sim.mean()))
         mc_se.append(float(sim.std() / np.sqrt(s.samples)))
+        k_weak = jax.random.fold_in(k_noise, 1)
+        weak_cos[n] = _cosine(np.asarray(weak(obj, params, k_weak), np.float64), flat_exact)
         for f, cls in enumerate(families.values()):
             for j, factor in enumerate(s.factors):
                 est = SurrogateGradient(cls(beta=float(s.beta_n * factor)))
@@ -278,6 +295,8 @@ def matching_study(s: MatchingSettings, progress: Callable[[int], None] | None =
         "cosine": cos,
         "cosine_halves": halves,
         "mean_cosine": cos.mean(1),
+        "weak_cosine": weak_cos,
+        "weak_samples": s.weak_samples,
         "exact_loss": np.asarray(exact_l),
         "mc_loss": np.asarray(mc_l),
         "mc_loss_se": np.asarray(mc_se),
@@ -809,6 +828,10 @@ class _MatchingResult(ExperimentResult):
                     ax.plot(f, c[n], color=colours[fam], alpha=0.3, lw=0.8)
                 label = f"{fam} surrogate (mean of {c.shape[0]} networks; thin: each)"
                 ax.plot(f, m, "o-", color=colours[fam], label=label)
+            wc = float(np.mean(d["weak_cosine"]))
+            ax.axhline(1 - wc if gap else wc, color="tab:green", ls=":", lw=1.5,
+                       label=f"weak gradient (Gaussian smoothing, {int(d['weak_samples'])} "
+                       "losses; mean)")  # fmt: skip
             ax.axvline(float(d["beta_n"]), color="k", ls="--", lw=1,
                        label=f"escape noise beta_N = {float(d['beta_n']):g} /mV")  # fmt: skip
             ax.set_xscale("log", base=2)
@@ -938,7 +961,8 @@ class SurrogateMatching(AbstractExperiment):
 
     def tiny(self) -> MatchingSettings:
         return MatchingSettings(networks=1, h1=3, h2=3, batch=4, samples=16,
-                                factors=(0.5, 1.0, 2.0), families=("sigmoid",))  # fmt: skip
+                                factors=(0.5, 1.0, 2.0), families=("sigmoid",),
+                                weak_samples=16)  # fmt: skip
 
     def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _MatchingResult:
         return _MatchingResult(self, settings, matching_study(settings, progress))
