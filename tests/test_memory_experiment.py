@@ -13,6 +13,7 @@ from weakgrad.experiments.memory import (
     check_capacity_n_over_log_n,
     check_inverse_sqrt_decay,
     check_log_n_variables,
+    check_naive_needs_sqrt_n_variables,
     spread,
 )
 
@@ -76,6 +77,26 @@ def test_check_log_n_variables(m, top, verdict):
     assert (f"limit {top}" in measured) == bool(np.any(m >= top))
 
 
+HN = np.logspace(2, 6, 9)
+
+
+@pytest.mark.parametrize(
+    "m,top,verdict",
+    [
+        (np.round(0.25 * np.sqrt(HN)), 1024, Verdict.REPRODUCED),
+        (np.round(0.25 * HN**0.3), 1024, Verdict.PARTLY),
+        (np.round(0.25 * HN**0.7), 8192, Verdict.PARTLY),
+        (np.round(1.5 * np.log10(HN)), 1024, Verdict.NOT_REPRODUCED),  # log N: not sqrt
+        (np.minimum(np.round(2 * np.sqrt(HN)), 512), 512, Verdict.NOT_REPRODUCED),  # capped
+    ],
+)
+def test_check_naive_needs_sqrt_n_variables(m, top, verdict):
+    data = {"homogeneous_counts": HN, "homogeneous_best_m": m, "homogeneous_max_chain": top}
+    v, measured = check_naive_needs_sqrt_n_variables(data)
+    assert v is verdict
+    assert (f"limit {top}" in measured) == bool(np.any(m >= top))
+
+
 @pytest.mark.parametrize(
     "chain,expo,verdict",
     [
@@ -103,7 +124,8 @@ def test_tiny_preset_runs_and_saves(tmp_path):
     assert np.all(np.diff(d["best_capacity"]) > 0)
     record = result.save(tmp_path / "out", seconds=1.0)
     assert {c["id"] for c in record["claims"]} == {c.id for c in exp.claims}
-    for name in ("snr.png", "signal_noise.png", "capacity.png", "capacity.csv", "memory.npz"):
+    files = ("snr.png", "signal_noise.png", "capacity.png", "variables.png", "capacity.csv")
+    for name in (*files, "memory.npz", "memory.json"):
         assert (tmp_path / "out" / name).is_file()
     saved = json.loads((tmp_path / "out" / "memory.json").read_text())
     assert saved["fit_exponent"] == pytest.approx(d["fit_exponent"])

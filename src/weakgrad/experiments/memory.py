@@ -29,6 +29,7 @@ __all__ = [
     "check_capacity_n_over_log_n",
     "check_log_n_variables",
     "check_beats_exponential",
+    "check_naive_needs_sqrt_n_variables",
     "spread",
 ]
 
@@ -40,9 +41,11 @@ class MemorySettings(ExperimentSettings):
     """Closed forms: SNR(t) of the geometric chains of ``chain_lengths`` variables at
     ``snr_synapses`` synapses, its power law fitted over ``fit_window`` (memories) on the
     ``long_chain``; capacities for ``synapse_counts`` and every chain of 1..``max_chain``
-    variables. Simulation: ``sim_trials`` runs of ``sim_synapses`` synapses on a chain of
-    ``sim_chain`` variables, ``sim_burn_in`` memories before the tracked one and
-    ``sim_steps`` after."""
+    variables, and for ``homogeneous_counts`` and the homogeneous chain (the naive discrete
+    heat equation: every ``C_k = 1``, ``g = 1/8``) of up to ``homogeneous_max_chain``
+    variables (about four lengths per doubling). Simulation: ``sim_trials`` runs of
+    ``sim_synapses`` synapses on a chain of ``sim_chain`` variables, ``sim_burn_in``
+    memories before the tracked one and ``sim_steps`` after."""
 
     chain_lengths: tuple[int, ...] = (1, 4, 8, 12, 16)
     long_chain: int = 16
@@ -50,6 +53,8 @@ class MemorySettings(ExperimentSettings):
     fit_window: tuple[float, float] = (10.0, 1e5)
     synapse_counts: tuple[float, ...] = tuple(float(10**e) for e in np.arange(2, 10.01, 0.5))
     max_chain: int = 24
+    homogeneous_counts: tuple[float, ...] = tuple(float(10**e) for e in np.arange(2, 6.01, 0.5))
+    homogeneous_max_chain: int = 1024
     sim_chain: int = 8
     sim_synapses: int = 512
     sim_trials: int = 128
@@ -156,6 +161,27 @@ def check_beats_exponential(data: Mapping[str, Any]) -> tuple[Verdict, str]:
     return (Verdict.PARTLY if np.all(chain > expo) else Verdict.NOT_REPRODUCED), measured
 
 
+def check_naive_needs_sqrt_n_variables(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Log-log slope of the homogeneous chain's best length m*(N) against N: within 0.15 of
+    1/2 reproduces (below the search's limit), within 0.25 partly; otherwise (or a slope
+    reproduced only because m* sits at the limit) not reproduced."""
+    n = np.asarray(data["homogeneous_counts"], np.float64)
+    m = np.asarray(data["homogeneous_best_m"], np.float64)
+    top = int(data["homogeneous_max_chain"])
+    slope = _loglog_slope(n, m)
+    capped = bool(np.any(m >= top))
+    measured = (
+        f"homogeneous chain: m* ~ N^{slope:.3g}, from {int(m[0])} (N = {n[0]:.3g}) to "
+        f"{int(m[-1])} (N = {n[-1]:.3g})"
+        + (f"; reaches the search's limit {top}" if capped else "")
+    )
+    if abs(slope - 0.5) <= 0.15 and not capped:
+        return Verdict.REPRODUCED, measured
+    if abs(slope - 0.5) <= 0.25 and not capped:
+        return Verdict.PARTLY, measured
+    return Verdict.NOT_REPRODUCED, measured
+
+
 DECAY = Claim(
     id="memory-trace-decays-as-inverse-sqrt-t",
     section=SECTION,
@@ -186,6 +212,17 @@ VARIABLES = Claim(
     "log10 N (rising, every point within 1.5 variables of the fitted line) and below the "
     "search's limit; partly if it rises 10x slower than sqrt(N).",
     check=check_log_n_variables,
+)
+NAIVE = Claim(
+    id="naive-heat-equation-needs-sqrt-n-variables",
+    section=SECTION,
+    claim="The solution to the (homogeneous) heat equation already displays the 1/sqrt(t) "
+    "decay, but any discretised version of it would require too many variables (~sqrt(N)) "
+    "to achieve it over a sufficiently long time.",
+    measures="m*(N), the length with the largest capacity of the homogeneous chain (C_k = 1, "
+    "g = 1/8), N = 1e2..1e6: log-log slope within 0.15 of 0.5 reproduced, within 0.25 partly "
+    "(below the search's limit).",
+    check=check_naive_needs_sqrt_n_variables,
 )
 EXPONENTIAL = Claim(
     id="capacity-beats-exponential-synapse",
@@ -266,6 +303,13 @@ def memory_study(s: MemorySettings, progress: Callable[[int], None] | None = Non
     exp_same = exponential_capacity(tau_same, n)
     exp_sqrt = exponential_capacity(np.sqrt(n), n)
     tau_free, exp_free = _best_exponential(n)
+
+    hn = np.asarray(s.homogeneous_counts, np.float64)
+    top = int(s.homogeneous_max_chain)
+    h_lengths = np.unique(np.round(2.0 ** np.arange(0.0, np.log2(top) + 1e-9, 0.25)).astype(int))
+    h_lengths = np.unique(np.append(h_lengths, top))
+    h_caps = np.stack([capacity(geo(int(m), ratio=1.0), hn) for m in h_lengths])
+    h_best = np.argmax(h_caps, axis=0)
     if progress is not None:
         progress(1)
 
@@ -303,6 +347,11 @@ def memory_study(s: MemorySettings, progress: Callable[[int], None] | None = Non
         "exp_capacity_sqrt_tau": exp_sqrt,
         "exp_tau_free": tau_free,
         "exp_capacity_free": exp_free,
+        "homogeneous_counts": hn,
+        "homogeneous_lengths": h_lengths,
+        "homogeneous_best_m": h_lengths[h_best],
+        "homogeneous_best_capacity": h_caps[h_best, np.arange(hn.size)],
+        "homogeneous_max_chain": top,
         "sim_chain": int(s.sim_chain),
         "sim_synapses": int(s.sim_synapses),
         "sim_ages": a,
@@ -361,6 +410,7 @@ class _MemoryResult(ExperimentResult):
             "snr": self._snr_figure(),
             "signal_noise": self._sim_figure(),
             "capacity": self._capacity_figure(),
+            "variables": self._variables_figure(),
         }
 
     def _snr_figure(self):
@@ -469,6 +519,37 @@ class _MemoryResult(ExperimentResult):
         ax.legend(fontsize=7, loc="upper left")
         return fig
 
+    def _variables_figure(self):
+        import matplotlib.pyplot as plt
+
+        d = self.data
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        n, hn = np.asarray(d["synapse_counts"]), np.asarray(d["homogeneous_counts"])
+        ax.loglog(
+            n,
+            d["best_m"],
+            "o-",
+            color="tab:blue",
+            ms=4,
+            label="geometric chain (C_k = 2^(k-1), g = 2^(-k-2))",
+        )
+        ax.loglog(
+            hn,
+            d["homogeneous_best_m"],
+            "s-",
+            color="tab:red",
+            ms=4,
+            label="homogeneous chain (C_k = 1, g = 1/8)",
+        )
+        ax.loglog(n, np.log(n) / np.log(4.0), color="tab:cyan", ls="--", label="log_4 N")
+        k = float(np.median(d["homogeneous_best_m"] / np.sqrt(hn)))
+        ax.loglog(hn, k * np.sqrt(hn), color="tab:orange", ls="--", label=f"{k:.2g} sqrt(N)")
+        ax.set_xlabel("number of synapses N")
+        ax.set_ylabel("variables m* of the chain with the largest capacity")
+        ax.set_title("chain length needed: ~log N (geometric) vs ~sqrt(N) (homogeneous)")
+        ax.legend(fontsize=8, loc="upper left")
+        return fig
+
 
 class BennaFusiMemory(AbstractExperiment):
     """The Benna-Fusi chain: SNR(t) against 1/sqrt(t), capacity against N / log N and the
@@ -477,7 +558,7 @@ class BennaFusiMemory(AbstractExperiment):
     name = "benna-fusi-memory"
     title = "Benna-Fusi complex synapse: 1/sqrt(t) decay and N / log N capacity"
     section = SECTION
-    claims = (DECAY, CAPACITY, VARIABLES, EXPONENTIAL)
+    claims = (DECAY, CAPACITY, VARIABLES, NAIVE, EXPONENTIAL)
 
     def quick(self) -> MemorySettings:
         return MemorySettings()
@@ -492,6 +573,8 @@ class BennaFusiMemory(AbstractExperiment):
             fit_window=(10.0, 1e3),
             synapse_counts=(1e2, 1e3, 1e4),
             max_chain=6,
+            homogeneous_counts=(1e2, 1e3),
+            homogeneous_max_chain=32,
             sim_chain=3,
             sim_synapses=32,
             sim_trials=8,
