@@ -176,6 +176,11 @@ def all_experiments() -> list[AbstractExperiment]:
     )
     from weakgrad.experiments.signal import CrossCorrelationLag
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
+    from weakgrad.experiments.surrogate import (
+        ActivityTradeoff,
+        SurrogateLoops,
+        SurrogateMatching,
+    )
     from weakgrad.experiments.training import AnnTraining, HhLongTraining, HhShortTraining
     from weakgrad.experiments.voltage import VoltageMollification
 
@@ -208,7 +213,11 @@ def all_experiments() -> list[AbstractExperiment]:
         UniformShift(),
         HhLongTraining(),
         CrossCorrelationLag(),
-        # 002/003: every gradient family (surrogate, exact, autodiff, weak) on one task
+        # 002: surrogate gradients in stochastic networks; 003: performance vs energy; every
+        # gradient family (surrogate, exact, autodiff, weak) on one task
+        SurrogateMatching(),
+        SurrogateLoops(),
+        ActivityTradeoff(),
         GradientFamilies(),
         # 004: degeneracy and optimal synaptic memory
         MatrixProducts(),

@@ -652,6 +652,7 @@ def tradeoff_study(s: TradeoffSettings, progress: Callable[[int], None] | None =
     from weakgrad.objectives.losses import accuracy
     from weakgrad.sim.surrogates import SuperSpike
     from weakgrad.tasks.yinyang import yinyang_splits
+    from weakgrad.training.optim import standard_promotion
 
     data = yinyang_splits(s.seed, {"train": s.train_size})
     x_tr, y_tr = data.x_train, data.y_train
@@ -661,7 +662,7 @@ def tradeoff_study(s: TradeoffSettings, progress: Callable[[int], None] | None =
     train_y = jnp.asarray(y_tr, jnp.int32)
     pen = with_activity_penalty(base, 0.0)
     est = SurrogateGradient(SuperSpike(beta=s.beta))
-    opt = optax.adam(s.learning_rate)
+    opt = standard_promotion(optax.adam(s.learning_rate))
     k = len(s.weights)
     params0 = base.params()
     params = jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), params0)
