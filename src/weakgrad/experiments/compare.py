@@ -317,7 +317,8 @@ class _CompareResult(ExperimentResult):
                 text = "n/a" if na[i, j] else ("" if np.isnan(grid[i, j]) else f"{grid[i, j]:.0f}")
                 color = "0.5" if na[i, j] else ("k" if grid[i, j] > 75 else "w")
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
-        ax.set_xticks(range(len(cols)), [f"{m}\n{t}" for m, t in cols], fontsize=8)
+        ax.set_xticks(range(len(cols)), [f"{m}\n{t}" for m, t in cols], fontsize=8,
+                      rotation=35, ha="right")  # fmt: skip
         ax.set_yticks(range(len(s.methods)), s.methods, fontsize=8)
         fig.colorbar(im, ax=ax, label="Yin-Yang test accuracy (%) after the budget")
         ax.set_title(f"Every gradient family, {s.budget} forward evaluations each")
