@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -60,7 +61,9 @@ class ReproduceResult:
 
 
 def _slug(text: str) -> str:
-    return "-".join(text.lower().split())
+    """A section's name for ``--only``: lower case, runs of anything but letters and digits
+    as one dash ("Case 1: Short Timeframe" -> ``case-1-short-timeframe``)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def select(
