@@ -14,6 +14,9 @@ max-voltage loss); both as in Wunderlich & Pehle 2021 (Sci. Rep. 11:12829).
 - :meth:`EventObjective.with_surrogate` gives the same network on a time grid of ``dt`` ms
   with a surrogate spike derivative: what
   :class:`~weakgrad.estimators.SurrogateGradient` differentiates (BPTT).
+- Plain :class:`~weakgrad.estimators.Autodiff` is refused by JAX (no reverse mode through
+  the event loop's ``while_loop``); EventProp is the exact gradient it would compute.
+- Node perturbation is refused (TypeError): there is no per-step drive to perturb.
 
 An example whose spikes exceed the network's ``max_events`` has lost spikes: its loss is
 NaN (so is EventProp's gradient), never a silently wrong value.

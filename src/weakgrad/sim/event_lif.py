@@ -310,8 +310,9 @@ class EventNetwork(eqx.Module):
     # --- event-driven forward -------------------------------------------------------------
 
     def simulate(self, params: Any, input_times: Array) -> EventTrace:
-        """Run one example; ``input_times`` ``(n_in,)`` one spike per input (ms; ``inf`` or
-        beyond ``duration``: no spike)."""
+        """Run one example; ``input_times`` ``(n_in,)`` one spike per input (ms, >= 0; ``inf``
+        or beyond ``duration``: no spike). A ``lax.while_loop``: forward-mode and plain
+        evaluation work, reverse-mode autodiff does not (that is what :func:`adjoint` is for)."""
         dtype = params[0]["weight"].dtype
         w = self.full_weights(params)
         n, n_in, n_out = self.n_neurons, self.n_in, self.n_out
