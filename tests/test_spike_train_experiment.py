@@ -33,7 +33,8 @@ def data(reg, node=None, surrogate=None):
     node = node or run(2.0, 1.8, [9, 9, 9, 9])
     surrogate = surrogate or run(2.0, 1.8, [9, 9, 9, 9])
     return {"runs": {"regression": reg, "node": node, "surrogate": surrogate},
-            "target_counts": TARGET, "vr_silent": 1.4, "steps": 10, "size": "test"}  # fmt: skip
+            "target_counts": TARGET, "vr_silent": 1.4, "steps": 10, "size": "test",
+            "setting": "S = 9"}  # fmt: skip
 
 
 def test_counts_within_twenty_percent():
@@ -50,7 +51,7 @@ def test_counts_within_twenty_percent():
 def test_replicates_check():
     good = [4, 5, 11, 0]  # 10 -> 11 is within 20%
     v, text = check_regression_replicates(data(run(2.0, 0.9, good)))
-    assert v is R and "4/4 cells" in text and "at test" in text
+    assert v is R and "4/4 cells" in text and "at test (S = 9)" in text
     assert check_regression_replicates(data(run(2.0, 1.0, good)))[0] is R  # exactly half
     assert check_regression_replicates(data(run(2.0, 1.01, good)))[0] is P  # counts only
     assert check_regression_replicates(data(run(2.0, 0.9, [4, 5, 13, 0])))[0] is P  # halved only
