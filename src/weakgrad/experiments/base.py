@@ -176,6 +176,7 @@ def all_experiments() -> list[AbstractExperiment]:
     )
     from weakgrad.experiments.signal import CrossCorrelationLag
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
+    from weakgrad.experiments.spike_train import SpikeTrainReplication
     from weakgrad.experiments.surrogate import (
         ActivityTradeoff,
         SurrogateLoops,
@@ -213,6 +214,8 @@ def all_experiments() -> list[AbstractExperiment]:
         UniformShift(),
         HhLongTraining(),
         CrossCorrelationLag(),
+        # 001: replicating recorded spike trains
+        SpikeTrainReplication(),
         # 002: surrogate gradients in stochastic networks; 003: performance vs energy; every
         # gradient family (surrogate, exact, autodiff, weak) on one task
         SurrogateMatching(),
