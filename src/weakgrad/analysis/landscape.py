@@ -19,7 +19,7 @@ from weakgrad.analysis._checks import at_most, finite, require
 from weakgrad.analysis._checks import seed as check_seed
 from weakgrad.analysis.mollify import BumpKernel, Mollified, mollify_curve
 from weakgrad.io import write_csv
-from weakgrad.parallel import pad_to_devices, shard_leading
+from weakgrad.parallel import pad_to_devices, shard_leading, to_host
 from weakgrad.sim.network import SimulationError
 from weakgrad.sim.neurons import HodgkinHuxley
 
@@ -100,8 +100,8 @@ def _evaluate_points(
         # every chunk padded to one shape: one compilation per sweep
         padded, n = pad_to_devices(jnp.asarray(part, jnp.result_type(float)), min(chunk, n_points))
         loss, count = fn(shard_leading(padded), keys)
-        losses.append(np.asarray(loss)[:n])
-        spikes.append(np.asarray(count)[:n])
+        losses.append(to_host(loss)[:n])
+        spikes.append(to_host(count)[:n])
         if progress is not None:
             progress(len(part))
     loss = np.concatenate(losses).astype(np.float64)
