@@ -566,6 +566,13 @@ def test_every_task_implements_the_task_interface():
     small = {
         "mnist": SMALL[:2] + ["train.batch_size=5", "train.eval_size=20"],
         "spike-train": ["task.cells=3", "task.hidden=5", "task.duration_ms=30", "task.rate_hz=60"],
+        "yinyang": [
+            "task.hidden=6",
+            "task.max_events=64",
+            "train.batch_size=4",
+            "train.eval_size=20",
+            "task.train_size=40",
+        ],  # fmt: skip
     }
     assert set(small) == set(_sections("task"))
     key = jax.random.key(0)
