@@ -41,6 +41,12 @@ What was found on the quick network (issue 16, finding 6; seed 0, 200 steps unle
   below a silent output (1.57), with about half the target's spikes: at tau 10 ms a
   missing spike costs half a mistimed one. Training with tau 30 ms matches the counts
   better (23 spikes for 20; 3-4 of 5 cells within 20%) but reaches only 1.40 at tau 10 ms.
+
+The full preset (seed 0, 1,140 s on 2 shared cores): regression 2.28 -> 1.02 (x0.45; silent
+output 1.62), 29 output spikes for 44, 4 of 10 cells within 20% (replication: partly); node
+perturbation 2.28 -> 1.51, the surrogate gradient 2.28 -> 2.43 (comparison: reproduced).
+The quick preset: regression x0.60, 0 of 5 cells (not reproduced); node x0.78, surrogate
+x0.99 (comparison: reproduced).
 """
 
 from __future__ import annotations
