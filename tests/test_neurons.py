@@ -8,6 +8,7 @@ import pytest
 import weakgrad as wg
 from weakgrad.sim.neurons import all_neurons, lif_rate
 from weakgrad.sim.random import StepKey
+from weakgrad.sim.surrogates import SuperSpike
 
 NEURONS = all_neurons()
 IDS = [f"{type(n).__name__}-{i}" for i, n in enumerate(NEURONS)]
@@ -98,6 +99,24 @@ def test_hh_graded_release_is_differentiable_through_time():
         assert np.isfinite(g)
         np.testing.assert_allclose(g, fd, rtol=1e-6)
         assert loss(w).dtype == jnp.float64
+
+
+def test_hh_spikes_carry_the_surrogate_derivative_graded_or_not():
+    """Spike-train readouts read HH spikes: with a surrogate their count has a gradient
+    with respect to the drive, for graded (release-sending) neurons too; without one the
+    exact spike has none. The forward values do not change."""
+
+    def count(w, graded, surrogate):
+        hh = wg.HodgkinHuxley(graded=graded).with_surrogate(surrogate)
+        net = wg.Network.independent(1, hh, weight=w)
+        trace = wg.simulate(net, jnp.ones(1), dt=0.05, steps=200, record=wg.Record(spikes=True))
+        return trace.spikes[0].sum()
+
+    w = jnp.float32(10.0)
+    for graded in (True, False):
+        assert float(jax.grad(count)(w, graded, SuperSpike())) != 0.0
+        assert float(jax.grad(count)(w, graded, None)) == 0.0
+        assert float(count(w, graded, SuperSpike())) == float(count(w, graded, None)) > 0
 
 
 def test_hh_rates_finite_with_gradients_at_removable_singularities():

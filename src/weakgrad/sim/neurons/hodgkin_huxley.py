@@ -136,11 +136,11 @@ class HodgkinHuxley(AbstractNeuron):
         v_inf = (current + g_na * self.e_na + g_k * self.e_k + self.g_l * self.e_l) / g
         v_new = v_inf + (v - v_inf) * jnp.exp(-dt * g / self.c_m)
         new = HHState(v_new, _gate(m, am, bm, dt), _gate(h, ah, bh, dt), _gate(n, an, bn, dt))
-        spike = ((v <= self.threshold) & (v_new > self.threshold)).astype(v.dtype)
-        if self.graded:
-            value = self.release(v_new)
-        else:
-            value = spike_with_surrogate(v_new - self.threshold, spike, self.surrogate)
+        exact = ((v <= self.threshold) & (v_new > self.threshold)).astype(v.dtype)
+        # The spike carries the surrogate derivative whether or not the neuron sends it on:
+        # spike-train readouts read it from graded neurons too (with no surrogate: exact).
+        spike = spike_with_surrogate(v_new - self.threshold, exact, self.surrogate)
+        value = self.release(v_new) if self.graded else spike
         return new, NeuronOutput(spike, value)
 
     def voltage(self, state: HHState) -> Array:
