@@ -174,19 +174,12 @@ class Alternate(AbstractEstimator):
     ) -> tuple[Any, AlternateState, EstimatorInfo]:
         masked = self._masked(params)
 
-        def run_one(i):
-            return masked[i].estimate(objective, params, state.inner[i], key=key)
-
-        # Branches must return one structure: where some groups' estimates carry a standard
-        # error and others none (regression gives one only when S > the group's size), the
-        # missing ones become NaN ("unknown"), not a mismatch that breaks lax.switch.
-        shapes = [jax.eval_shape(lambda i=i: run_one(i)[2].stderr) for i in range(len(masked))]
-        mixed = any(s is None for s in shapes) and any(s is not None for s in shapes)
-
-        def branch(i):
+        def branch(i, fill):
             def run():
-                grads, inner_i, info = run_one(i)
-                if mixed and info.stderr is None:
+                grads, inner_i, info = masked[i].estimate(
+                    objective, params, state.inner[i], key=key
+                )
+                if fill and info.stderr is None:
                     nan = jax.tree.map(lambda g: jnp.full_like(g, jnp.nan), grads)
                     info = EstimatorInfo(info.evals, info.loss, nan)
                 inner = tuple(inner_i if j == i else s for j, s in enumerate(state.inner))
@@ -194,7 +187,18 @@ class Alternate(AbstractEstimator):
 
             return run
 
-        grads, inner, info = jax.lax.switch(
-            state.step % len(masked), [branch(i) for i in range(len(masked))]
-        )
+        which = state.step % len(masked)
+        try:
+            grads, inner, info = jax.lax.switch(
+                which, [branch(i, False) for i in range(len(masked))]
+            )
+        except TypeError as e:
+            # Groups whose estimates do and do not carry a standard error (regression gives
+            # one only when S > the group's size): the missing ones become NaN ("unknown").
+            # Traced again only then; the common case traces each branch once.
+            if "stderr" not in str(e):
+                raise
+            grads, inner, info = jax.lax.switch(
+                which, [branch(i, True) for i in range(len(masked))]
+            )
         return grads, AlternateState(state.step + 1, inner), info

@@ -44,6 +44,24 @@ class ExperimentSettings:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+def positive_int(name: str, v: Any) -> None:
+    """Settings check: ``v`` a whole number >= 1, else a ConfigError naming ``name``."""
+    from weakgrad.errors import ConfigError
+
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"{name} = {v!r} must be a whole number >= 1.")
+
+
+def positive_float(name: str, v: Any) -> None:
+    """Settings check: ``v`` a finite number > 0, else a ConfigError naming ``name``."""
+    import math
+
+    from weakgrad.errors import ConfigError
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+        raise ConfigError(f"{name} = {v!r} must be a finite number > 0.")
+
+
 class ExperimentResult(abc.ABC):
     """What an experiment returns: ``settings``, ``data`` (names to numbers or arrays, the
     input of its claims' checks), figures, claims, and :meth:`save`."""

@@ -78,6 +78,7 @@ class CompareSettings(ExperimentSettings):
     evaluations: int = 5
     models: tuple[str, ...] = MODELS
     methods: tuple[str, ...] = METHODS
+    timeframes: tuple[str, ...] = TIMEFRAMES
 
 
 def check_autodiff_fails(data: Mapping[str, Any]) -> tuple[Verdict, str]:
@@ -300,7 +301,7 @@ class _CompareResult(ExperimentResult):
         import matplotlib.pyplot as plt
 
         s = self.settings
-        cols = [(m, t) for m in s.models for t in TIMEFRAMES]
+        cols = [(m, t) for m in s.models for t in s.timeframes]
         grid = np.full((len(s.methods), len(cols)), np.nan)
         na = np.zeros_like(grid, bool)
         for r in self.rows:
@@ -345,8 +346,8 @@ class GradientFamilies(AbstractExperiment):
     def tiny(self) -> CompareSettings:
         return CompareSettings(train_size=40, test_size=20, hidden=4, batch=4, budget=8,
                                samples=4, short_ms=1.0, long_ms=2.0, evaluations=1,
-                               models=("lif", "lif-event"),
-                               methods=("autodiff", "eventprop", "regression"))  # fmt: skip
+                               models=("lif", "lif-event"), timeframes=("short",),
+                               methods=("eventprop", "regression"))  # fmt: skip
 
     def run(self, settings, *, progress: Callable[[int], None] | None = None):
         import jax
@@ -364,7 +365,7 @@ class GradientFamilies(AbstractExperiment):
         rows, cells = [], {}
         key = jax.random.key(s.seed)
         for model in s.models:
-            for timeframe in TIMEFRAMES:
+            for timeframe in s.timeframes:
                 cell_rows = []
                 for method in s.methods:
                     reason = applies(model, method, timeframe)

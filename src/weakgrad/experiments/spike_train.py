@@ -52,7 +52,6 @@ x0.99 (comparison: reproduced).
 from __future__ import annotations
 
 import dataclasses
-import math
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -61,7 +60,13 @@ from typing import Any
 import numpy as np
 
 from weakgrad.errors import ConfigError
-from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.base import (
+    AbstractExperiment,
+    ExperimentResult,
+    ExperimentSettings,
+    positive_float,
+    positive_int,
+)
 from weakgrad.experiments.claims import Claim, Verdict
 
 __all__ = [
@@ -94,14 +99,7 @@ AS_WELL = 0.05  # regression's ratio at most the surrogate's plus this
 # --- settings -----------------------------------------------------------------------------
 
 
-def _positive_int(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{name} = {v!r} must be a whole number >= 1.")
-
-
-def _positive_float(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"{name} = {v!r} must be a finite number > 0.")
+_positive_int, _positive_float = positive_int, positive_float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 
 from weakgrad.errors import ConfigError
-from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.base import (
+    AbstractExperiment,
+    ExperimentResult,
+    ExperimentSettings,
+    positive_float,
+    positive_int,
+)
 from weakgrad.experiments.claims import Claim, Verdict
 
 __all__ = [
@@ -71,14 +77,7 @@ SIGNIFICANT = 2.0  # standard errors of a difference of two accuracies or means
 # --- settings -----------------------------------------------------------------------------
 
 
-def _positive_int(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{name} = {v!r} must be a whole number >= 1.")
-
-
-def _positive_float(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"{name} = {v!r} must be a finite number > 0.")
+_positive_int, _positive_float = positive_int, positive_float
 
 
 @dataclasses.dataclass(frozen=True)
