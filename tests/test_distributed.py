@@ -54,7 +54,6 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     import weakgrad as wg
     from weakgrad import distributed
-    from weakgrad.analysis import landscape
     from weakgrad.analysis.landscape import LandscapeSettings, landscape_study
     from weakgrad.estimators import GaussianSmoothing, Regression
     from weakgrad.estimators.node_perturbation import NodePerturbation
@@ -83,13 +82,12 @@ SCRIPT = textwrap.dedent(
                          "loss": float(to_host(info.loss))}
         lap("estimates")
         # Read through parallel.to_host (a sharded sweep chunk spans both processes).
-        if "to_host" in vars(landscape):
-          study = landscape_study(LandscapeSettings(points=6, w_min=1.0, w_max=3.0, trials=2,
-                                                    noise=2.0, tau_ms=8.0, dt_ms=0.05))
-          lap("landscape")
-          out["landscape"] = {k: np.asarray(v).tolist() for k, v in
-                              zip(["w", "current", "loss_mean", "loss_sem", "spikes_mean"],
-                                  study.curve.columns())}
+        study = landscape_study(LandscapeSettings(points=6, w_min=1.0, w_max=3.0, trials=2,
+                                                  noise=2.0, tau_ms=8.0, dt_ms=0.05))
+        lap("landscape")
+        out["landscape"] = {k: np.asarray(v).tolist() for k, v in
+                            zip(["w", "current", "loss_mean", "loss_sem", "spikes_mean"],
+                                study.curve.columns())}
         with open(out_path, "w") as f:
             json.dump(out, f)
     """
@@ -170,8 +168,6 @@ def test_two_processes_equal_one(runs):
 
 def test_two_process_landscape_equals_one_process(runs):
     _, (one,), two = runs
-    if "landscape" not in one[0]:
-        pytest.skip("weakgrad.analysis.landscape does not read its chunks with to_host yet")
     ref = one[0]["landscape"]
     assert np.ptp(ref["loss_mean"]) > 0  # a landscape, not a constant
     for result, *_ in two:
