@@ -24,9 +24,8 @@ before any run.
 
 What was found on the quick network (issue 16, finding 6; seed 0, 200 steps unless said):
 
-- The surrogate gradient of the task was identically zero: ``HodgkinHuxley.step`` emits its
-  spike without the surrogate derivative. The task now reads the spikes its (non-graded)
-  output layer sends, which carry it (:class:`~weakgrad.tasks.spike_train_task.OutputSpikes`).
+- The surrogate gradient of the task was identically zero: ``HodgkinHuxley.step`` emitted
+  its spike without the surrogate derivative (fixed there: spikes carry it, graded or not).
   Even so it does not train here: on the output weights its gradient is nearly orthogonal
   to a regression slope with S = 600 (cosine 0.08, where two independent such slopes agree
   at 0.42; on the hidden weights neither agrees with anything: 0.005 and -0.006), and its
@@ -99,9 +98,6 @@ AS_WELL = 0.05  # regression's ratio at most the surrogate's plus this
 # --- settings -----------------------------------------------------------------------------
 
 
-_positive_int, _positive_float = positive_int, positive_float
-
-
 @dataclasses.dataclass(frozen=True)
 class SpikeTrainSettings(ExperimentSettings):
     """The task: ``cells`` target trains (Poisson, ``rate_hz``, pairwise ``correlation``)
@@ -145,13 +141,13 @@ class SpikeTrainSettings(ExperimentSettings):
 
     def __post_init__(self) -> None:
         for name in ("cells", "hidden", "steps", "samples", "node_samples", "eval_every"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         for name in (
             "duration_ms", "dt_ms", "rate_hz", "input_gain", "tau_ms", "sigma",
             "learning_rate", "node_sigma", "node_hold_ms", "node_learning_rate",
             "surrogate_beta", "surrogate_learning_rate", "surrogate_clip",
         ):  # fmt: skip
-            _positive_float(name, getattr(self, name))
+            positive_float(name, getattr(self, name))
         if self.samples < 2 or self.node_samples < 2:
             raise ConfigError(
                 f"samples = {self.samples} and node_samples = {self.node_samples} must be at "

@@ -77,9 +77,6 @@ SIGNIFICANT = 2.0  # standard errors of a difference of two accuracies or means
 # --- settings -----------------------------------------------------------------------------
 
 
-_positive_int, _positive_float = positive_int, positive_float
-
-
 @dataclasses.dataclass(frozen=True)
 class _MnistTrainingSettings(ExperimentSettings):
     """What every run shares: ``steps`` batches of ``batch_size`` digits (the first
@@ -100,11 +97,11 @@ class _MnistTrainingSettings(ExperimentSettings):
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "samples", "eval_every", "eval_size"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         if self.train_size is not None:
-            _positive_int("train_size", self.train_size)
-        _positive_float("sigma", self.sigma)
-        _positive_float("learning_rate", self.learning_rate)
+            positive_int("train_size", self.train_size)
+        positive_float("sigma", self.sigma)
+        positive_float("learning_rate", self.learning_rate)
         if self.eval_every > self.steps:
             raise ConfigError(
                 f"eval_every = {self.eval_every} exceeds steps = {self.steps}; evaluate at "
@@ -154,14 +151,14 @@ class HhSettings(_MnistTrainingSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive_int("loss_batches", self.loss_batches)
+        positive_int("loss_batches", self.loss_batches)
         if not self.runs:
             raise ConfigError("runs = () is empty; give at least one (duration_ms, dt_ms).")
         for run in self.runs:
             if len(run) != 2:
                 raise ConfigError(f"runs: {run!r} must be a pair (duration_ms, dt_ms).")
-            _positive_float("runs duration_ms", run[0])
-            _positive_float("runs dt_ms", run[1])
+            positive_float("runs duration_ms", run[0])
+            positive_float("runs dt_ms", run[1])
             if run[1] > run[0]:
                 raise ConfigError(
                     f"runs: dt_ms = {run[1]} is longer than duration_ms = {run[0]}; make the "
@@ -171,7 +168,7 @@ class HhSettings(_MnistTrainingSettings):
         if len(set(labels)) != len(labels):
             raise ConfigError(f"runs = {self.runs!r} repeats a duration; give each once.")
         for i, v in enumerate(self.layer_scale):
-            _positive_float(f"layer_scale[{i}]", v)
+            positive_float(f"layer_scale[{i}]", v)
         if len(self.layer_scale) != 2:
             raise ConfigError(
                 f"layer_scale = {self.layer_scale!r} must hold 2 numbers (hidden, output)."

@@ -3,7 +3,7 @@ reproduced; its figure is a raster of target and output trains."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, final
+from typing import TYPE_CHECKING, Any, final
 
 import equinox as eqx
 import jax
@@ -11,31 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.objectives.network import AbstractReadout
-from weakgrad.sim.network import Record
 from weakgrad.tasks.base import AbstractTask
 
 if TYPE_CHECKING:
     from weakgrad.config import TrainConfig
 
-__all__ = ["SpikeTrainTask", "OutputSpikes"]
-
-
-class OutputSpikes(AbstractReadout):
-    """The last layer's spikes per step, ``(steps, n_out)`` of 0/1, read from what its
-    neurons send (``Record(outputs=True)``): with a non-graded output layer that is the
-    spike itself, and it carries the surrogate derivative a surrogate gradient sets.
-
-    Why not :class:`~weakgrad.objectives.network.SpikeTrains` (``Trace.spikes``):
-    ``HodgkinHuxley.step`` emits its ``spike`` without the surrogate (only the value sent
-    on, when ``graded=False``, carries it), so a spike-train loss on ``Trace.spikes`` of HH
-    neurons has an exactly zero surrogate gradient (issue 16, finding 6). The forward
-    numbers are the same 0/1 trains."""
-
-    record: ClassVar[Record] = Record(counts=False, mean_output=False, outputs=True)
-
-    def __call__(self, trace: Any) -> Array:
-        return trace.outputs[-1]
+__all__ = ["SpikeTrainTask"]
 
 
 @eqx.filter_jit
@@ -85,14 +66,8 @@ class SpikeTrainTask(AbstractTask):
         net = Network.feedforward(
             (n, t.hidden, t.hidden, n), HodgkinHuxley(), key=k_net, scale=20.0, bias=5.0
         )
-        # The output layer sends its spikes (graded=False) instead of graded release: nothing
-        # reads what it sends, so the run is unchanged, but its spikes then carry a
-        # surrogate derivative and the surrogate gradient is not identically zero (see
-        # OutputSpikes).
-        net = eqx.tree_at(lambda m: m.layers[-1].neuron, net, HodgkinHuxley(graded=False))
         loss = VanRossum(t.tau_ms) if t.loss == "van-rossum" else CrossCorrelation(t.tau_ms)
         objective = spike_train_objective(net, t.input_gain * target, target, loss, dt=t.dt_ms)
-        objective = eqx.tree_at(lambda o: o.read, objective, OutputSpikes())
         return cls(objective, target, t.dt_ms)
 
     def initial_params(self) -> Any:
