@@ -239,7 +239,9 @@ class _GraphTrainingResult(ExperimentResult):
         import matplotlib.pyplot as plt
 
         h, s = self.history, self.settings
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), width_ratios=(1.4, 1, 1))
+        fig, axes = plt.subplots(
+            1, 3, figsize=(14, 4), width_ratios=(1.4, 1, 1), layout="constrained"
+        )
         ax = axes[0]
         steps = np.arange(h["loss"].size)
         ax.plot(steps, h["loss"], color="tab:blue", marker=".", label="loss")

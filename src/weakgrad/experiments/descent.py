@@ -466,6 +466,9 @@ class _GridResult(ExperimentResult):
             len(curves), len(SCHEDULES), figsize=(11, 3.6 * len(curves)), squeeze=False
         )
         colors = {"fd": "tab:red", "regression": "tab:blue", "mollified": "tab:green"}
+        # Paths that coincide stay visible: large open circles under smaller filled marks.
+        marks = {"fd": dict(marker="o", ms=8, mfc="none"), "regression": dict(marker="o", ms=4),
+                 "mollified": dict(marker="x", ms=4)}  # fmt: skip
         for r, curve in enumerate(curves):
             w, loss = (np.asarray(v) for v in self.curves[curve])
             for c, schedule in enumerate(SCHEDULES):
@@ -473,7 +476,7 @@ class _GridResult(ExperimentResult):
                 ax.plot(w, loss, color="0.6", lw=0.8, label="sampled loss")
                 for method in GRID_METHODS:
                     p = self.paths[(curve, method, schedule)]
-                    ax.plot(p.w, p.loss, marker="o", ms=3, lw=0.8, color=colors[method],
+                    ax.plot(p.w, p.loss, lw=0.8, color=colors[method], **marks[method],
                             label=f"{method}: {p.stop_reason()}")  # fmt: skip
                 rate = f"eta {s.eta:g}" + (f" x {s.growth:g}/step" if schedule == "growing"
                                            else " fixed")  # fmt: skip

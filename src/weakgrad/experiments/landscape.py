@@ -417,7 +417,8 @@ class _TrialNoiseResult(ExperimentResult):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
         colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(s.trial_counts)))
         for i, (t, col) in enumerate(zip(s.trial_counts, colors, strict=True)):
-            ax1.plot(s.noises, g["roughness"][i], marker="o", color=col, label=f"{t} trials")
+            label = f"{t} trial" if t == 1 else f"{t} trials"
+            ax1.plot(s.noises, g["roughness"][i], marker="o", color=col, label=label)
         ax1.axhline(0.05, color="0.4", ls=":", label="straight (0.05)")
         ax1.set_xscale("log")
         ax1.set_yscale("log")
