@@ -22,24 +22,19 @@ five input spikes per example.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.errors import ConfigError
-from weakgrad.objectives.events import (
-    EventObjective,
-    FirstSpikeCrossEntropy,
-    FirstSpikeTimes,
-    MaxVoltage,
+from weakgrad.objectives.events import EventObjective
+from weakgrad.tasks.spike_time_task import (
+    AbstractSpikeEncoder,
+    AbstractSpikeTimeTask,
+    lif_classifier_objective,
 )
-from weakgrad.objectives.losses import SoftmaxCrossEntropy, accuracy
-from weakgrad.sim.event_lif import EventNetwork
-from weakgrad.tasks.base import AbstractTask
 
 if TYPE_CHECKING:
     from weakgrad.config import TrainConfig
@@ -51,6 +46,8 @@ __all__ = [
     "yinyang_points",
     "yinyang_splits",
     "encode_spike_times",
+    "YinYangEncoder",
+    "yinyang_objective",
     "YinYangTask",
 ]
 
@@ -133,17 +130,22 @@ def encode_spike_times(
     return np.concatenate([times, np.full((len(f), 1), t_bias)], axis=1)
 
 
-@eqx.filter_jit
-def _metrics(obj: EventObjective, params: Any) -> tuple[Array, Array, Array]:
-    readout, valid = obj.readout(params, jax.random.key(0))
-    losses = jax.vmap(obj.loss)(readout, obj.targets)
-    if isinstance(obj.read, FirstSpikeTimes):
-        readout = -readout  # the earliest first spike wins
-    return (
-        jnp.mean(jnp.where(valid, losses, jnp.nan)),
-        accuracy(readout, obj.targets),
-        jnp.sum(~valid),
-    )
+class YinYangEncoder(AbstractSpikeEncoder):
+    """Yin-Yang features ``(n, 4)`` -> five input spike times (ms): :func:`encode_spike_times`
+    with these times."""
+
+    t_early: float = 2.0
+    t_late: float = 12.0
+    t_bias: float = 0.0
+
+    def __check_init__(self):
+        encode_spike_times(np.zeros((1, 4)), t_early=self.t_early, t_late=self.t_late,
+                           t_bias=self.t_bias)  # fmt: skip
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return encode_spike_times(
+            features, t_early=self.t_early, t_late=self.t_late, t_bias=self.t_bias
+        )
 
 
 def yinyang_objective(
@@ -154,67 +156,47 @@ def yinyang_objective(
     init_mean: float = 2.0, init_std: float = 1.0, readout_scale: float = 2.0,
     dtype: Any = jnp.float32,
 ) -> EventObjective:  # fmt: skip
-    """The 5-``hidden``-3 LIF network on encoded Yin-Yang points. Hidden weights
+    """The 5-``hidden``-3 LIF network on encoded Yin-Yang points
+    (:func:`~weakgrad.tasks.spike_time_task.lif_classifier_objective`). Hidden weights
     ``N(init_mean, init_std^2)`` (the five input spikes must be able to make a hidden neuron
     fire: one input spike of weight w peaks at ~0.16 w for the default time constants);
-    output weights ``N(0, 1/hidden)`` times ``init_std * 4``. ``loss``: ``max-voltage``
-    (non-spiking outputs, softmax cross-entropy of ``readout_scale * max V``) or
-    ``first-spike`` (spiking outputs, :class:`FirstSpikeCrossEntropy`)."""
-    spiking = loss == "first-spike"
-    net = EventNetwork(
-        sizes=(5, hidden, 3), recurrent=(recurrent, False), tau_mem=tau_mem, tau_syn=tau_syn,
-        duration=duration_ms, max_events=max_events, spiking_output=spiking,
-    )  # fmt: skip
-    k1, k2, k3 = jax.random.split(key, 3)
-    w1 = init_mean + init_std * jax.random.normal(k1, (5, hidden), dtype)
-    w2 = 4.0 * init_std / np.sqrt(hidden) * jax.random.normal(k2, (hidden, 3), dtype)
-    if spiking:
-        w2 = w2 + 4.0 / np.sqrt(hidden)  # outputs that fire at all carry a time gradient
-    layer0 = {"weight": w1}
-    if recurrent:
-        layer0["recurrent"] = 0.5 / np.sqrt(hidden) * jax.random.normal(k3, (hidden, hidden), dtype)
-    params = (layer0, {"weight": w2})
+    output weights ``N(0, 1/hidden)`` times ``init_std * 4``, shifted up by ``4 /
+    sqrt(hidden)`` for the first-spike loss (outputs that fire at all carry a time gradient).
+    ``loss``: ``max-voltage`` (non-spiking outputs, softmax cross-entropy of ``readout_scale
+    * max V``) or ``first-spike`` (spiking outputs,
+    :class:`~weakgrad.objectives.events.FirstSpikeCrossEntropy`)."""
     times = encode_spike_times(x, t_early=t_early, t_late=t_late, t_bias=t_bias)
-    read = FirstSpikeTimes() if spiking else MaxVoltage()
-    lossf = FirstSpikeCrossEntropy() if spiking else SoftmaxCrossEntropy(scale=readout_scale)
-    return EventObjective(
-        net, params, jnp.asarray(times, dtype), jnp.asarray(y, jnp.int32), lossf, read,
-        dt=dt_ms,
+    return lif_classifier_objective(
+        times, y, n_classes=3, hidden=hidden, key=key, loss=loss, recurrent=recurrent,
+        tau_mem=tau_mem, tau_syn=tau_syn, duration_ms=duration_ms, dt_ms=dt_ms,
+        max_events=max_events, init_mean=init_mean, init_std=init_std,
+        out_std=4.0 * init_std / np.sqrt(hidden),
+        out_mean=4.0 / np.sqrt(hidden) if loss == "first-spike" else 0.0,
+        readout_scale=readout_scale, dtype=dtype,
     )  # fmt: skip
 
 
 @final
-class YinYangTask(AbstractTask):
+class YinYangTask(AbstractSpikeTimeTask):
     """Yin-Yang on an event-simulated 5-H-3 LIF network: mini-batches of the 5,000 training
     points (a fresh permutation every epoch), validation loss and accuracy on the first
     ``eval_size`` validation points, test scores on the 1,000 test points. Examples whose
-    spikes exceed the network's ``max_events`` are counted (``lost_spike_examples``)."""
+    spikes exceed the network's ``max_events`` are counted (``lost_spike_examples``).
+    ``encode``: the keyword arguments of :func:`encode_spike_times` (a
+    :class:`YinYangEncoder`'s fields)."""
+
+    noun: ClassVar[str] = "points"
+    chunk: ClassVar[int] = 500
 
     def __init__(
         self, data: YinYangSplits, objective: EventObjective, *, batch_size: int,
         eval_size: int, seed: int = 0, train_size: int | None = None,
         encode: dict[str, float] | None = None,
     ):  # fmt: skip
-        self.data, self.objective = data, objective
-        self.n_train = train_size or len(data.x_train)
-        if batch_size > self.n_train:
-            raise ConfigError(
-                f"train.batch_size = {batch_size} exceeds the {self.n_train} training points; "
-                f"use at most {self.n_train}."
-            )
-        if eval_size > len(data.x_val):
-            raise ConfigError(
-                f"train.eval_size = {eval_size} exceeds the {len(data.x_val)} validation "
-                f"points; use at most {len(data.x_val)}."
-            )
-        self.batch, self.seed, self.eval_size = batch_size, seed, eval_size
-        self.encode = encode or {}
-        dtype = objective.inputs.dtype
-        self.t_train = jnp.asarray(self._times(data.x_train[: self.n_train]), dtype)
-        self.y_train = np.asarray(data.y_train[: self.n_train])
-
-    def _times(self, x: np.ndarray) -> np.ndarray:
-        return encode_spike_times(x, **self.encode)
+        super().__init__(
+            data, objective, YinYangEncoder(**(encode or {})), batch_size=batch_size,
+            eval_size=eval_size, seed=seed, train_size=train_size,
+        )  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> YinYangTask:
@@ -234,49 +216,12 @@ class YinYangTask(AbstractTask):
         return cls(data, objective, batch_size=tr.batch_size, eval_size=tr.eval_size,
                    seed=tr.seed, train_size=t.train_size, encode=encode)  # fmt: skip
 
-    def initial_params(self) -> Any:
-        return self.objective.params()
+    def source(self) -> str:
+        return "yinyang (generated)"
 
-    def objective_at(self, step: int) -> EventObjective:
-        from weakgrad.tasks.mnist_task import batch_indices
-
-        idx = batch_indices(step, self.n_train, self.batch, self.seed)
-        return self.objective.with_batch(self.t_train[idx], jnp.asarray(self.y_train[idx]))
-
-    def _metrics(self, params: Any, x: np.ndarray, y: np.ndarray, chunk: int = 500):
-        losses, accs, lost, ns = [], [], 0, []
-        dtype = self.objective.inputs.dtype
-        for i in range(0, len(x), chunk):
-            o = self.objective.with_batch(
-                jnp.asarray(self._times(x[i : i + chunk]), dtype), jnp.asarray(y[i : i + chunk])
-            )
-            loss, acc, bad = _metrics(o, params)
-            losses.append(float(loss))
-            accs.append(float(acc))
-            lost += int(bad)
-            ns.append(len(x[i : i + chunk]))
-        w = np.asarray(ns) / sum(ns)
-        return float(np.dot(losses, w)), float(np.dot(accs, w)), lost
-
-    def validate(self, params: Any, key: Array) -> tuple[float, float]:
-        n = self.eval_size
-        loss, acc, _ = self._metrics(params, self.data.x_val[:n], self.data.y_val[:n])
-        return loss, acc
-
-    def score(self, params: Any, key: Array) -> dict[str, Any]:
-        loss, acc, lost = self._metrics(params, self.data.x_test, self.data.y_test)
-        return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.data.x_test),
-                "lost_spike_examples": lost, "data": "yinyang (generated)"}  # fmt: skip
-
-    def figures(self, params: Any, key: Array) -> dict[str, Any]:
+    def prediction_figures(self, x: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
         import matplotlib.pyplot as plt
 
-        x, y = self.data.x_test, self.data.y_test
-        dtype = self.objective.inputs.dtype
-        o = self.objective.with_batch(jnp.asarray(self._times(x), dtype), jnp.asarray(y))
-        readout, _ = o.readout(params, key)
-        r = np.asarray(readout)
-        pred = np.argmin(r, 1) if isinstance(o.read, FirstSpikeTimes) else np.argmax(r, 1)
         fig, ax = plt.subplots(figsize=(4.5, 4.2))
         colours = ("tab:blue", "tab:orange", "tab:green")
         for c, name in enumerate(YINYANG_CLASSES):
