@@ -440,6 +440,13 @@ def test_runner_caches_records_failures_and_writes_the_report(tmp_path):
                  "counting/fig.png", "score-vs-quadrature/scorecheck.png", "JAX",
                  "weakgrad reproduce --only broken", "blew up"):  # fmt: skip
         assert text in html, text
+    # the summary above the claims table: counts and one square per claim, by verdict
+    n_claims = len(claims)
+    assert f"<b>{n_claims} claims</b> from 3 experiments" in html
+    assert "1 failed</span>" in html
+    summary = html.split("<h2>Summary</h2>")[1].split("<h2>Claims</h2>")[0]
+    assert summary.count("class='chip ") == n_claims
+    assert "class='chip failed' title='broken-claim: failed'" in summary
     assert by_id["monte-carlo-blows-up-at-borders"]["figures"] == [
         "score-vs-quadrature/scorecheck.png"
     ]

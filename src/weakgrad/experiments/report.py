@@ -70,6 +70,8 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 4
 vertical-align: top; } th { background: #f0f0f0; } img { max-width: 100%; }
 .reproduced { background: #d4f4d4; } .partly { background: #fff3c4; }
 .not-reproduced { background: #f8d0d0; } .failed { background: #ddd; color: #900; }
+.chip { display: inline-block; width: 0.8em; height: 0.8em; margin-left: 2px;
+border: 1px solid #999; vertical-align: middle; } .summary td { padding: 2px 8px; }
 code, pre { background: #f6f6f6; padding: 2px 4px; } footer { color: #555; font-size: 90%; }
 """
 
@@ -88,6 +90,42 @@ def _versions() -> tuple[str, str]:
     except ImportError:  # pragma: no cover - jax is a dependency
         jax_version = "not installed"
     return weakgrad.__version__, jax_version
+
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "failed")
+
+
+def _summary(records: Sequence[ExperimentRecord]) -> list[str]:
+    """The top of the report, one screen: verdict counts, then one row per section with each
+    experiment's link and one coloured square per claim (its verdict as the tooltip)."""
+    e = html.escape
+    verdicts = [c["verdict"] for r in records for c in r.claims]
+    counts = ", ".join(
+        f"<span class='{_cls(v)}'>{verdicts.count(v)} {v}</span>"
+        for v in VERDICTS
+        if verdicts.count(v)
+    )
+    secs = sum(r.seconds or 0.0 for r in records)
+    parts = [
+        f"<p><b>{len(verdicts)} claims</b> from {len(records)} experiments: {counts}. "
+        f"Computation: {secs / 60:.1f} min in all.</p>",
+        "<table class='summary'><tr><th>section</th><th>experiments (a square per claim)</th></tr>",
+    ]
+    by_section: dict[str, list[ExperimentRecord]] = {}
+    for r in records:
+        by_section.setdefault(r.section, []).append(r)
+    for section, recs in by_section.items():
+        cells = []
+        for r in recs:
+            chips = "".join(
+                f"<span class='chip {_cls(c['verdict'])}' title='{e(c['id'])}: "
+                f"{e(c['verdict'])}'></span>"
+                for c in r.claims
+            )
+            cells.append(f"<a href='#{e(r.name)}'>{e(r.name)}</a>{chips}")
+        parts.append(f"<tr><td>{e(section)}</td><td>{' &middot; '.join(cells)}</td></tr>")
+    parts.append("</table>")
+    return parts
 
 
 def write_report(
@@ -110,6 +148,8 @@ def write_report(
         f"<p>Preset: <b>{'quick' if quick else 'full'}</b>. Each claim is a sentence of the "
         "study, a measurement in weakgrad and a verdict: reproduced, partly, not reproduced, "
         "or failed (the experiment raised).</p>",
+        "<h2>Summary</h2>",
+        *_summary(records),
         "<h2>Claims</h2><table><tr><th>claim</th><th>experiment</th><th>verdict</th>"
         "<th>measured</th></tr>",
     ]
