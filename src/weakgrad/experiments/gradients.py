@@ -167,19 +167,27 @@ def check_linear_spike_near_d(data: Mapping[str, Any]) -> tuple[Verdict, str]:
     return (Verdict.REPRODUCED if rise else Verdict.NOT_REPRODUCED), measured
 
 
-def check_ann_pretty_good(data: Mapping[str, Any]) -> tuple[Verdict, str]:
-    """Cosine similarity of regression vs autodiff at the largest S (the study's heat map):
-    reproduced >= 0.95, partly >= 0.8."""
-    s, err, _, cos = best_by_samples(data["sweep"], "regression")
+def _cosine_at_largest(
+    rows: Sequence[Mapping[str, Any]], estimator: str, what: str, full: float, part: float
+) -> tuple[Verdict, str]:
+    """Cosine of ``estimator`` vs autodiff at its largest S (best sigma): reproduced >=
+    ``full``, partly >= ``part``; ``what`` names the network in the measured text."""
+    s, err, _, cos = best_by_samples(rows, estimator)
     if s.size == 0:
-        return Verdict.NOT_REPRODUCED, "no regression estimate"
+        return Verdict.NOT_REPRODUCED, f"no {estimator} estimate"
     c = float(cos[-1])
-    measured = f"ANN at S = {int(s[-1])}: cosine {c:.4f}, relative L2 error {err[-1]:.3g}"
+    measured = f"{what} at S = {int(s[-1])}: cosine {c:.4g}, relative L2 error {err[-1]:.3g}"
     verdict = (
-        Verdict.REPRODUCED if c >= 0.95 else Verdict.PARTLY if c >= 0.8
+        Verdict.REPRODUCED if c >= full else Verdict.PARTLY if c >= part
         else Verdict.NOT_REPRODUCED
     )  # fmt: skip
     return verdict, measured
+
+
+def check_ann_pretty_good(data: Mapping[str, Any]) -> tuple[Verdict, str]:
+    """Cosine similarity of regression vs autodiff at the largest S (the study's heat map):
+    reproduced >= 0.95, partly >= 0.8."""
+    return _cosine_at_largest(data["sweep"], "regression", "ANN", 0.95, 0.8)
 
 
 def check_ann_needs_d(data: Mapping[str, Any]) -> tuple[Verdict, str]:
@@ -670,16 +678,7 @@ def check_node_fewer_samples(data: Mapping[str, Any]) -> tuple[Verdict, str]:
 def check_stepwise_matches(data: Mapping[str, Any]) -> tuple[Verdict, str]:
     """HH output layer: cosine of the per-time-step variant with autodiff at its largest S
     (best sigma): reproduced >= 0.9, partly >= 0.5."""
-    s, err, _, cos = best_by_samples(data["hh"], "node-stepwise")
-    if s.size == 0:
-        return Verdict.NOT_REPRODUCED, "no node-stepwise estimate"
-    c = float(cos[-1])
-    measured = f"node-stepwise on HH at S = {int(s[-1])}: cosine {c:.3f}, error {err[-1]:.3g}"
-    verdict = (
-        Verdict.REPRODUCED if c >= 0.9 else Verdict.PARTLY if c >= 0.5
-        else Verdict.NOT_REPRODUCED
-    )  # fmt: skip
-    return verdict, measured
+    return _cosine_at_largest(data["hh"], "node-stepwise", "node-stepwise on HH", 0.9, 0.5)
 
 
 def check_free_running_worse(data: Mapping[str, Any]) -> tuple[Verdict, str]:
