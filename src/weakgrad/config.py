@@ -6,7 +6,7 @@ every key has a default, so a file lists only what it changes. ``[task]`` and
 :mod:`weakgrad.registry`, and each class takes only its own keys::
 
     [task]
-    name = "mnist"            # mnist | spike-train | yinyang
+    name = "mnist"            # mnist | spike-train | yinyang | latency-mnist
     model = "hh"
     duration_ms = 30.0
 
@@ -56,6 +56,7 @@ __all__ = [
     "MnistTaskConfig",
     "SpikeTrainTaskConfig",
     "YinYangTaskConfig",
+    "LatencyMnistTaskConfig",
     "EventPropSection",
     "SurrogateSection",
     "OptimizerConfig",
@@ -497,8 +498,8 @@ class CentralDifferenceSection(EstimatorSection):
 @registry.register_estimator_section("eventprop")
 @dataclasses.dataclass(frozen=True)
 class EventPropSection(EstimatorSection):
-    """EventProp: exact gradients of an event-simulated LIF network (the yinyang task); no
-    keys."""
+    """EventProp: exact gradients of an event-simulated LIF network (the yinyang and
+    latency-mnist tasks); no keys."""
 
     name: ClassVar[str] = "eventprop"
 
@@ -749,21 +750,7 @@ class YinYangTaskConfig(TaskSection):
     train_size: int | None = _field(None, _positive)
 
     def _validate(self) -> None:
-        if abs(self.tau_mem_ms - self.tau_syn_ms) < 1e-6 * self.tau_mem_ms:
-            raise ConfigError(
-                f"task.tau_mem_ms = {self.tau_mem_ms} equals task.tau_syn_ms; the event-based "
-                "solution needs them unequal (e.g. 20.0 and 5.0)."
-            )
-        if not self.t_early_ms < self.t_late_ms:
-            raise ConfigError(
-                f"task.t_early_ms = {self.t_early_ms} must be below task.t_late_ms = "
-                f"{self.t_late_ms} (the input spike-time range)."
-            )
-        if self.dt_ms > self.duration_ms:
-            raise ConfigError(
-                f"task.dt_ms = {self.dt_ms} exceeds task.duration_ms = {self.duration_ms}; "
-                "make the duration at least one step."
-            )
+        _check_event_lif(self)
 
     @property
     def n_layers(self) -> int:
@@ -777,6 +764,82 @@ class YinYangTaskConfig(TaskSection):
         from weakgrad.tasks.yinyang import YinYangTask
 
         return YinYangTask.from_config(cfg)
+
+
+def _check_event_lif(t: YinYangTaskConfig | LatencyMnistTaskConfig) -> None:
+    """The checks across keys of an event-simulated LIF task (yinyang, latency-mnist)."""
+    if abs(t.tau_mem_ms - t.tau_syn_ms) < 1e-6 * t.tau_mem_ms:
+        raise ConfigError(
+            f"task.tau_mem_ms = {t.tau_mem_ms} equals task.tau_syn_ms; the event-based "
+            "solution needs them unequal (e.g. 20.0 and 5.0)."
+        )
+    if not t.t_early_ms < t.t_late_ms:
+        raise ConfigError(
+            f"task.t_early_ms = {t.t_early_ms} must be below task.t_late_ms = "
+            f"{t.t_late_ms} (the input spike-time range)."
+        )
+    if t.dt_ms > t.duration_ms:
+        raise ConfigError(
+            f"task.dt_ms = {t.dt_ms} exceeds task.duration_ms = {t.duration_ms}; "
+            "make the duration at least one step."
+        )
+
+
+@registry.register_task_section("latency-mnist")
+@dataclasses.dataclass(frozen=True)
+class LatencyMnistTaskConfig(TaskSection):
+    """Latency-coded MNIST (:mod:`weakgrad.tasks.latency_mnist`) on a 784-``hidden``-10
+    network of LIF neurons with exponential current synapses, simulated event by event
+    (``max_events`` network spikes per example at most; an example with more is lost: NaN).
+
+    Inputs: each pixel of intensity v >= ``pixel_threshold`` spikes once at ``t_early_ms +
+    (1 - v) (t_late_ms - t_early_ms)``; dimmer pixels do not spike. ``data_dir``: a folder of
+    IDX files, as for the mnist task (left out: the built-in 5,000 digits, or
+    ``WEAKGRAD_DATA``); ``train_size``: the first N training digits (left out: all).
+    ``loss``, ``recurrent``, ``tau_mem_ms``, ``tau_syn_ms``, ``duration_ms``, ``dt_ms``,
+    ``readout_scale``: as for yinyang. Hidden weights start N(``init_mean``,
+    ``init_std``^2), output weights N(``out_mean``, ``out_std``^2) (``out_mean`` left out: 0
+    for max-voltage, 4 / sqrt(hidden) for first-spike). Batches: train.batch_size,
+    validation: train.eval_size.
+    """
+
+    name: ClassVar[str] = "latency-mnist"
+    hidden: int = _field(100, _positive)
+    loss: str = _field("max-voltage", _choice(registry.YINYANG_LOSSES))
+    recurrent: bool = False
+    tau_mem_ms: float = _field(20.0, _positive)
+    tau_syn_ms: float = _field(5.0, _positive)
+    duration_ms: float = _field(30.0, _positive)
+    dt_ms: float = _field(0.1, _positive)
+    max_events: int = _field(1024, _positive)
+    t_early_ms: float = _field(2.0, _non_negative)
+    t_late_ms: float = _field(12.0, _positive)
+    pixel_threshold: float = _field(
+        0.2, lambda v: None if 0 <= v <= 1 else "must be in [0, 1] (a pixel intensity, e.g. 0.2)"
+    )
+    init_mean: float = 0.06
+    init_std: float = _field(0.2, _non_negative)
+    out_mean: float | None = None
+    out_std: float = _field(0.4, _non_negative)
+    readout_scale: float = _field(2.0, _positive)
+    data_dir: str | None = None
+    train_size: int | None = _field(None, _positive)
+
+    def _validate(self) -> None:
+        _check_event_lif(self)
+
+    @property
+    def n_layers(self) -> int:
+        return 2
+
+    @property
+    def time_step(self) -> float | None:
+        return self.dt_ms
+
+    def build(self, cfg: TrainConfig) -> Any:
+        from weakgrad.tasks.latency_mnist import LatencyMnistTask
+
+        return LatencyMnistTask.from_config(cfg)
 
 
 # --- [optimizer], [train] -----------------------------------------------------------------
@@ -805,7 +868,7 @@ class OptimizerConfig(Section):
 
 
 _MNIST_ONLY_TRAIN = ("batch_size", "eval_size")
-_BATCHED_TASKS = ("mnist", "yinyang")  # the tasks that take _MNIST_ONLY_TRAIN
+_BATCHED_TASKS = ("mnist", "yinyang", "latency-mnist")  # the tasks that take _MNIST_ONLY_TRAIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -893,8 +956,9 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         for key in _MNIST_ONLY_TRAIN:
             if key in train_values:
                 raise ConfigError(
-                    f"train.{key} applies to the mnist task only, and yinyang (task.name = "
-                    f"{task.name!r} trains on one set of trains); leave it out."
+                    f"train.{key} applies to the mnist task only, and to "
+                    f"{' and '.join(_BATCHED_TASKS[1:])} (task.name = {task.name!r} trains on "
+                    "one set of trains); leave it out."
                 )
     train = TrainLoopConfig.from_dict(train_values)
     cfg = TrainConfig(task, estimator, optimizer, train)  # type: ignore[arg-type]

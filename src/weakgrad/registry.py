@@ -50,7 +50,7 @@ HH_READOUTS = ("voltage", "release")
 SPIKE_LOSSES = ("van-rossum", "cross-correlation")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
-TASKS = ("mnist", "spike-train", "yinyang")
+TASKS = ("mnist", "spike-train", "yinyang", "latency-mnist")
 # Yin-Yang (event-simulated LIF network): the max-over-time output potential or the
 # time-to-first-spike loss; the surrogate derivatives surrogate-gradient configs name.
 YINYANG_LOSSES = ("max-voltage", "first-spike")
