@@ -668,9 +668,12 @@ class SigmaReferences(AbstractExperiment):
         return SigmaReferencesSettings()
 
     def tiny(self) -> SigmaReferencesSettings:
+        # One readout (the other differs only in the readout class), 4 ms at dt 0.2 ms (the
+        # hidden layer fires, so the output weights matter), the noise-free network and 2
+        # noisy trials.
         return SigmaReferencesSettings(
-            sigmas=(0.01, 0.15), samples=(3, 6), trials=(1, 2), reference_draws=4,
-            repeats=2, batch=2, duration_ms=1.0, dt_ms=0.1,
+            sigmas=(0.01, 0.15), samples=(3, 6), readouts=("release",), trials=(2,),
+            reference_draws=4, repeats=2, batch=2, duration_ms=4.0, dt_ms=0.2,
         )  # fmt: skip
 
     def run(
