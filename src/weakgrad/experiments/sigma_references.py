@@ -541,7 +541,8 @@ class SigmaReferencesResult(ExperimentResult):
                 self.data, noise=noise, trials=trials,
                 title=f"HH 784-100-10, {s.duration_ms:g} ms at dt {s.dt_ms:g} ms, output "
                 f"weights (d = {self.data['parameters']}), batch {s.batch}, "
-                f"{condition_label(noise, trials)} (uA/cm^2 per step)",
+                + ("noise-free" if noise == 0 else
+                   f"noise {noise:g} uA/cm^2 per step, loss averaged over {trials} trial(s)"),
             )  # fmt: skip
         figs["references"] = plot_reference_distance(self.data)
         return figs
