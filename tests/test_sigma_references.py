@@ -109,9 +109,10 @@ def _data(errors, *, sem=0.01, ref_se=0.0, samples=(100, 2000)):
                     "rel_error_sem": sem, "cosine": 0.5, "cosine_sem": 0.01,
                 })  # fmt: skip
     references = [
-        {"readout": "release", "noise": 0.0, "sigma": s, "autodiff_se": 0.0, "smoothed_se": ref_se}
+        {"readout": "release", "noise": 0.0, "trials": 1, "sigma": s, "autodiff_se": 0.0,
+         "smoothed_se": ref_se}
         for s in (0.01, 0.15)
-    ]
+    ]  # fmt: skip
     return {
         "parameters": D, "narrow_sigma": 0.01, "wide_sigma": 0.15, "summary": summary,
         "references": references,
@@ -173,8 +174,8 @@ def test_summarize_and_cells_against_hand_values():
     assert len(summary) == 3
     first = next(r for r in summary if r["sigma"] == 0.01)
     assert first["rel_error"] == pytest.approx(2.0) and first["rel_error_sem"] == pytest.approx(1.0)
-    refs = [{"readout": "voltage", "noise": 5.0, "sigma": s, "autodiff_se": 0.3} for s in
-            (0.01, 0.15, 0.3)]  # fmt: skip
+    refs = [{"readout": "voltage", "noise": 5.0, "trials": 4, "sigma": s, "autodiff_se": 0.3}
+            for s in (0.01, 0.15, 0.3)]  # fmt: skip
     data = {"narrow_sigma": 0.01, "wide_sigma": 0.15, "summary": summary, "references": refs}
     (cell,) = sigma_cells(data, "autodiff")
     assert (cell.narrow, cell.wide, cell.best_sigma) == pytest.approx((2.0, 0.6, 0.3))
@@ -224,15 +225,19 @@ def test_tiny_preset_saves_data_figures_and_claims(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     rows = result.data["rows"]
     n_cond = len(s.conditions)
-    assert len(rows) == len(s.readouts) * n_cond * len(s.sigmas) * len(s.samples) * s.repeats * 2
+    assert len(rows) == len(s.readouts) * n_cond * len(s.sigmas) * len(s.samples) * s.repeats * 3
     assert result.data["parameters"] == D
     lines = (tmp_path / "estimates.csv").read_text().splitlines()
     assert len(lines) == len(rows) + 1
     refs = result.data["references"]
-    assert len(refs) == len(s.readouts) * 2 * len(s.sigmas)  # noise-free and noisy networks
-    # the noise-free network's point reference is one exact gradient (no Monte-Carlo error)
-    assert all(r["autodiff_se"] == 0 for r in refs if r["noise"] == 0)
-    assert all(r["autodiff_se"] > 0 for r in refs if r["noise"] > 0)
+    assert len(refs) == len(s.readouts) * n_cond * len(s.sigmas)
+    # autodiff of the sampled loss is exact; the expected loss's has Monte-Carlo error only
+    # where there is noise
+    assert all(r["autodiff_se"] == 0 for r in refs)
+    assert all((r["expected_se"] > 0) == (r["noise"] > 0) for r in refs)
+    # on the noise-free network the loss is the expected loss: the same gradient
+    noise_free = [r for r in refs if r["noise"] == 0]
+    assert max(r["autodiff_vs_expected"] for r in noise_free) < 1e-4
 
 
 def test_trial_tail_matches_the_whole_network():

@@ -8,15 +8,19 @@ found "using a larger standard deviation actually gives significantly better res
 grows, the gradient of the Gaussian-smoothed loss ``E_eps L(theta + sigma eps)`` (Stein's
 lemma: the least-squares slope tends to ``E[eps L(theta + sigma eps)] / sigma``), not the
 gradient at the point. :class:`SigmaReferences` therefore measures every estimate against
-two references per sigma:
+two references per sigma, both of the very loss the regression samples (on the noisy network
+the same trials' noise, as autodiff of the single-trial loss was in the study):
 
-- ``autodiff``: the autodiff gradient at the point (what the study compared with); for a
-  noisy network the mean over ``reference_draws`` noise draws (the gradient of the
-  expected loss), with its Monte-Carlo standard error.
+- ``autodiff``: the autodiff gradient at the point (what the study compared with); exact.
 - ``smoothed``: the gradient of the smoothed loss at that sigma, the mean of
-  ``reference_draws`` autodiff gradients at ``theta +- sigma eps`` (antithetic pairs
-  sharing a noise draw: each pair's mean is an unbiased draw whose first-order term
-  cancels), with its Monte-Carlo standard error.
+  ``reference_draws`` autodiff gradients at ``theta +- sigma eps`` (antithetic pairs:
+  each pair's mean is an unbiased draw whose first-order term cancels), with its
+  Monte-Carlo standard error.
+
+and a third, ``expected``: the gradient of the expected loss over the neurons' noise (the
+mean of ``reference_draws`` autodiff gradients of the whole network over fresh noise, with
+its standard error; on the noise-free network the autodiff gradient), which shows what
+averaging trials buys.
 
 Grid: sigma x S x readout (graded release, mean voltage) x trial averaging. The noise-free
 network is deterministic (one "trial"); the noisy one (``noise_std`` uA/cm^2 per neuron
@@ -67,7 +71,9 @@ __all__ = [
 ]
 
 SECTION = "Case 1: Short Timeframe"
-REFERENCES = ("autodiff", "smoothed")
+# "autodiff" and "smoothed": of the loss the regression sees (its trials' noise; exact on the
+# noise-free network); "expected": autodiff of the expected loss (mean over noise draws).
+REFERENCES = ("autodiff", "smoothed", "expected")
 # Regression's default Cholesky jitter (relative to the mean Gram diagonal): keeps the fit
 # finite near S = d + 1, as the estimator does.
 RIDGE = 1e-6
@@ -81,8 +87,9 @@ ROW_COLUMNS = (
     "cosine",
 )  # fmt: skip
 REFERENCE_COLUMNS = (
-    "readout", "noise", "sigma", "draws", "autodiff_se", "smoothed_se", "smoothed_vs_autodiff",
-    "smoothed_vs_autodiff_cosine", "autodiff_norm", "smoothed_norm",
+    "readout", "noise", "trials", "sigma", "draws", "autodiff_se", "smoothed_se", "expected_se",
+    "smoothed_vs_autodiff", "smoothed_vs_autodiff_cosine", "autodiff_vs_expected",
+    "autodiff_norm", "smoothed_norm", "expected_norm",
 )  # fmt: skip
 
 
@@ -99,12 +106,14 @@ class SigmaReferencesSettings(ExperimentSettings):
         trials: noisy trials averaged per loss on the noisy network; empty: the noise-free
             network only.
         noise_std: the noisy network's current noise (uA/cm^2 per neuron and step).
-        reference_draws: M, autodiff gradients per reference (even: antithetic pairs).
+        reference_draws: M, autodiff gradients per smoothed reference (per repeat and
+            sigma; even: antithetic pairs) and per expected-loss reference.
         repeats: independent estimates per grid point (fresh perturbations and noise).
         narrow_sigma, wide_sigma: the claims' comparison (the study's 0.15 against the
             small std of hh-short-gradient's S sweep).
         batch: digits; duration_ms, dt_ms: the simulation (ms).
-        chunk: perturbed runs evaluated at once (memory, not results).
+        chunk, grad_chunk: perturbed runs (gradients) evaluated at once (memory, not
+            results).
     """
 
     sigmas: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.15, 0.3)
@@ -120,12 +129,13 @@ class SigmaReferencesSettings(ExperimentSettings):
     duration_ms: float = 10.0
     dt_ms: float = 0.05
     chunk: int = 256
+    grad_chunk: int = 16
 
     def __post_init__(self) -> None:
         from weakgrad.errors import ConfigError
         from weakgrad.registry import HH_READOUTS
 
-        for name in ("reference_draws", "repeats", "batch", "chunk"):
+        for name in ("reference_draws", "repeats", "batch", "chunk", "grad_chunk"):
             positive_int(name, getattr(self, name))
         for name in ("noise_std", "narrow_sigma", "wide_sigma", "duration_ms", "dt_ms"):
             positive_float(name, getattr(self, name))
@@ -195,8 +205,14 @@ def smoothed_gradient(
     import jax.numpy as jnp
 
     both = jnp.concatenate([offsets, -offsets])
-    g = np.asarray(grad(both, jnp.concatenate([keys, keys])), np.float64)
-    p = offsets.shape[0]
+    return antithetic_mean(np.asarray(grad(both, jnp.concatenate([keys, keys])), np.float64))
+
+
+def antithetic_mean(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``g`` ``(2 P, d)``: gradients at ``+offsets`` then at ``-offsets``; the mean of the
+    pairs' means ``(g(+) + g(-)) / 2`` and its standard error per coordinate (0 for one
+    pair)."""
+    p = g.shape[0] // 2
     pairs = 0.5 * (g[:p] + g[p:])
     se = pairs.std(0, ddof=1) / np.sqrt(p) if p > 1 else np.zeros(pairs.shape[1])
     return pairs.mean(0), se
@@ -257,12 +273,26 @@ def _compiled() -> Any:
         return jax.lax.map(one, weights, batch_size=min(chunk, weights.shape[0]))
 
     @eqx.filter_jit
+    def trial_grads(tail, bias, w0, offsets, key, trials: int, chunk: int):
+        """Each trial's gradient ``(n, trials, d)`` with respect to the output weights at
+        ``w0 + offsets[i]``, with the losses' noise (``trial_losses``)."""
+
+        def one(off):
+            def losses(w):
+                per = tail.per_example(({"weight": w, "bias": bias},), key)
+                return per.reshape(trials, -1).mean(1)
+
+            return jax.jacrev(losses)(w0 + off).reshape(trials, -1)
+
+        return jax.lax.map(one, offsets, batch_size=min(chunk, offsets.shape[0]))
+
+    @eqx.filter_jit
     def slope(z, y):
         return regression_slope(z, y, ridge=RIDGE)
 
     return types.SimpleNamespace(
         weight_grads=weight_grads, hidden_trials=hidden_trials, trial_losses=trial_losses,
-        slope=slope,
+        trial_grads=trial_grads, slope=slope,
     )  # fmt: skip
 
 
@@ -286,8 +316,8 @@ def _trial_tail(obj: Any, params: Any, keys: Any) -> Any:
 def _condition_rows(
     s: SigmaReferencesSettings, obj: Any, readout: str, noise: float, keys: Any, progress
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every estimate's errors against both references, and the references, for one
-    readout and one network (noise-free or noisy)."""
+    """Every estimate's errors against the references, and the references, for one readout
+    and one network (noise-free or noisy)."""
     import jax
     import jax.numpy as jnp
 
@@ -297,47 +327,52 @@ def _condition_rows(
     params = obj.params()
     w0, bias = params[1]["weight"], params[1]["bias"]
     d = int(w0.size)
-    k_ref, k_reg = jax.random.split(keys)
+    k_expected, k_reg = jax.random.split(keys)
     pairs = s.reference_draws // 2
-    k_eps, k_noise = jax.random.split(k_ref)
-    eps = jax.random.normal(k_eps, (pairs,) + w0.shape, w0.dtype)
-    ref_keys = jax.random.split(k_noise, pairs)
-
-    def grad(off, ks):
-        return fns.weight_grads(obj, params, off, ks, s.chunk)
-
-    point, point_se = smoothed_gradient(grad, jnp.zeros_like(eps), ref_keys)
-    if noise == 0:
-        point_se = np.zeros_like(point_se)  # every draw is the same run
-    refs: dict[float, dict[str, np.ndarray]] = {}
-    ref_rows = []
-    for sigma in s.sigmas:
-        sm, sm_se = smoothed_gradient(grad, sigma * eps, ref_keys)
-        refs[sigma] = {"autodiff": point, "smoothed": sm}
-        dist, cos = gradient_error(sm, point)
-        ref_rows.append({
-            "readout": readout, "noise": noise, "sigma": float(sigma),
-            "draws": s.reference_draws, "autodiff_se": _relative_se(point_se, point),
-            "smoothed_se": _relative_se(sm_se, sm), "smoothed_vs_autodiff": dist,
-            "smoothed_vs_autodiff_cosine": cos, "autodiff_norm": float(np.linalg.norm(point)),
-            "smoothed_norm": float(np.linalg.norm(sm)),
-        })  # fmt: skip
+    # The gradient of the expected loss: autodiff averaged over fresh noise (whole network).
+    draws = s.reference_draws if noise > 0 else 1  # the noise-free network: one exact run
+    g = fns.weight_grads(obj, params, jnp.zeros((draws,) + w0.shape, w0.dtype),
+                         jax.random.split(k_expected, draws), s.chunk)  # fmt: skip
+    g = np.asarray(g, np.float64)
+    expected = g.mean(0)
+    expected_se = g.std(0, ddof=1) / np.sqrt(draws) if draws > 1 else np.zeros(d)
     trial_counts = sorted({k for nz, k in s.conditions if nz == noise})
     top, top_k = max(s.samples), max(trial_counts)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    ref_acc: dict[tuple[int, float], list[dict[str, float]]] = {}
     for r, k_r in enumerate(jax.random.split(k_reg, s.repeats)):
-        k_z, k_hidden, k_out = jax.random.split(k_r, 3)
+        k_z, k_hidden, k_out, k_eps = jax.random.split(k_r, 4)
         z = jax.random.normal(k_z, (top, d), w0.dtype)
+        eps = jax.random.normal(k_eps, (pairs,) + w0.shape, w0.dtype)
         tail = _trial_tail(obj, params, jax.random.split(k_hidden, top_k))
+
+        def trial_grads(offsets, tail=tail, k_out=k_out):
+            # (n, top_k, d): each trial's gradient at W + offset, the regression's noise
+            return np.asarray(fns.trial_grads(tail, bias, w0, offsets, k_out, top_k,
+                                              s.grad_chunk), np.float64)  # fmt: skip
+
+        point_all = trial_grads(jnp.zeros((1,) + w0.shape, w0.dtype))[0]
         for sigma in s.sigmas:
             weights = w0 + sigma * z.reshape((top,) + w0.shape)
             y = fns.trial_losses(tail, bias, weights, k_out, top_k, s.chunk)
+            pm = trial_grads(jnp.concatenate([sigma * eps, -sigma * eps]))
             for k in trial_counts:
                 yk = y[:, :k].mean(1)
+                point = point_all[:k].mean(0)
+                smoothed, smoothed_se = antithetic_mean(pm[:, :k].mean(1))
+                refs = {"autodiff": point, "smoothed": smoothed, "expected": expected}
+                dist, cos = gradient_error(smoothed, point)
+                ref_acc.setdefault((k, float(sigma)), []).append({
+                    "smoothed_se": _relative_se(smoothed_se, smoothed),
+                    "smoothed_vs_autodiff": dist, "smoothed_vs_autodiff_cosine": cos,
+                    "autodiff_vs_expected": gradient_error(point, expected)[0],
+                    "autodiff_norm": float(np.linalg.norm(point)),
+                    "smoothed_norm": float(np.linalg.norm(smoothed)),
+                })  # fmt: skip
                 for n in s.samples:
-                    g = np.asarray(fns.slope(z[:n], yk[:n]), np.float64) / sigma
+                    est = np.asarray(fns.slope(z[:n], yk[:n]), np.float64) / sigma
                     for name in REFERENCES:
-                        rel, cos = gradient_error(g, refs[sigma][name])
+                        rel, cos = gradient_error(est, refs[name])
                         rows.append({
                             "readout": readout, "noise": noise, "trials": k,
                             "sigma": float(sigma), "samples": int(n), "repeat": r,
@@ -345,6 +380,17 @@ def _condition_rows(
                         })  # fmt: skip
             if progress is not None:
                 progress(1)
+    ref_rows = []
+    for (k, sigma), acc in sorted(ref_acc.items()):
+        row: dict[str, Any] = {
+            "readout": readout, "noise": noise, "trials": k, "sigma": sigma,
+            "draws": s.reference_draws, "autodiff_se": 0.0,
+            "expected_se": _relative_se(expected_se, expected),
+            "expected_norm": float(np.linalg.norm(expected)),
+        }  # fmt: skip
+        for col in acc[0]:
+            row[col] = float(np.mean([a[col] for a in acc]))  # mean over repeats
+        ref_rows.append(row)
     return rows, ref_rows
 
 
@@ -409,9 +455,10 @@ def sigma_cells(data: Mapping[str, Any], reference: str) -> list[SigmaCell]:
     means over repeats and of the two references' Monte-Carlo errors (relative)."""
     lo, hi = float(data["narrow_sigma"]), float(data["wide_sigma"])
     ref_se = {
-        (r["readout"], float(r["noise"]), float(r["sigma"])): float(r[f"{reference}_se"])
+        (r["readout"], float(r["noise"]), int(r["trials"]), float(r["sigma"])):
+            float(r[f"{reference}_se"])
         for r in data["references"]
-    }
+    }  # fmt: skip
     by_cell: dict[tuple, dict[float, Mapping[str, Any]]] = {}
     for r in data["summary"]:
         if r["reference"] == reference:
@@ -426,8 +473,8 @@ def sigma_cells(data: Mapping[str, Any], reference: str) -> list[SigmaCell]:
         rl, rh = by_sigma[float(sig[il[0]])], by_sigma[float(sig[ih[0]])]
         se = [
             rl["rel_error_sem"], rh["rel_error_sem"],
-            ref_se.get((readout, noise, float(sig[il[0]])), np.nan),
-            ref_se.get((readout, noise, float(sig[ih[0]])), np.nan),
+            ref_se.get((readout, noise, trials, float(sig[il[0]])), np.nan),
+            ref_se.get((readout, noise, trials, float(sig[ih[0]])), np.nan),
         ]  # fmt: skip
         band = BETTER_SE * float(np.sqrt(np.sum(np.square(np.nan_to_num(se)))))
         errs = np.asarray([by_sigma[float(v)]["rel_error"] for v in sig], np.float64)
@@ -477,7 +524,8 @@ def check_larger_sigma_vs_smoothed(data: Mapping[str, Any]) -> tuple[Verdict, st
 
 
 _MEASURES = (
-    "the 1,000 output weights of the HH network (10 ms), regression on S perturbations; per "
+    "the 1,000 output weights of the HH network (10 ms), regression on S perturbations, the "
+    "references of the same loss (the same noisy trials on the noisy network); per "
     "(readout, noise/trials condition, S): the mean relative L2 error at sigma 0.15 at most "
     "half of that at sigma 0.01 and lower by more than 2 combined standard errors (repeats "
     "and the reference's Monte-Carlo error) = better there. Reproduced: better in at least "
@@ -489,8 +537,7 @@ LARGER_SIGMA_AUTODIFF = Claim(
     section=SECTION,
     claim="Using a larger standard deviation actually gives significantly better results "
     "(regression estimate of the output-layer gradient compared with autodiff).",
-    measures="against the autodiff gradient at the point (the study's reference; the mean "
-    "over noise draws on the noisy network); " + _MEASURES,
+    measures="against the autodiff gradient at the point (the study's reference); " + _MEASURES,
     check=check_larger_sigma_vs_autodiff,
 )
 LARGER_SIGMA_SMOOTHED = Claim(
@@ -511,8 +558,9 @@ LARGER_SIGMA_SMOOTHED = Claim(
 @dataclasses.dataclass(frozen=True)
 class SigmaReferencesResult(ExperimentResult):
     """``data``: ``summary`` (mean and s.e. per grid point and reference), ``references``
-    (per readout, noise and sigma: the references' relative Monte-Carlo errors and their
-    distance), ``rows`` (every estimate), ``parameters`` (d), the claims' two sigmas."""
+    (per readout, condition and sigma, means over repeats: the references' relative
+    Monte-Carlo errors, norms and distances), ``rows`` (every estimate), ``parameters``
+    (d), the claims' two sigmas."""
 
     experiment: AbstractExperiment
     settings: SigmaReferencesSettings
@@ -560,9 +608,9 @@ def plot_sigma_references(
     data: Mapping[str, Any], *, noise: float, trials: int, title: str = ""
 ) -> Any:
     """Relative error and cosine of the regression estimate against sigma, one curve per S
-    (sequential colours), rows: the two references, columns: readout x (error, cosine);
-    the smoothed reference's own relative Monte-Carlo error dotted in black (the error
-    floor a noisy reference sets)."""
+    (sequential colours); rows: the references, columns: readout x (error, cosine); each
+    reference's own relative Monte-Carlo error dotted in black (the floor a noisy reference
+    sets on the error)."""
     import matplotlib.pyplot as plt
 
     rows = [r for r in data["summary"] if float(r["noise"]) == noise and r["trials"] == trials]
@@ -572,17 +620,15 @@ def plot_sigma_references(
     cmap = plt.get_cmap("viridis")
     colour = {n: cmap(0.9 * i / max(len(samples) - 1, 1)) for i, n in enumerate(samples)}
     fig, axes = plt.subplots(
-        len(REFERENCES), 2 * len(readouts), figsize=(4.2 * 2 * len(readouts), 7),
-        squeeze=False, layout="constrained",
+        len(REFERENCES), 2 * len(readouts), squeeze=False, layout="constrained",
+        figsize=(4.2 * 2 * len(readouts), 3.2 * len(REFERENCES)),
     )  # fmt: skip
     for i, ref in enumerate(REFERENCES):
         for j, readout in enumerate(readouts):
             ax_e, ax_c = axes[i, 2 * j], axes[i, 2 * j + 1]
+            panel = [r for r in rows if r["reference"] == ref and r["readout"] == readout]
             for n in samples:
-                pts = sorted(
-                    (r for r in rows if r["reference"] == ref and r["readout"] == readout
-                     and int(r["samples"]) == n), key=lambda r: r["sigma"],
-                )  # fmt: skip
+                pts = sorted((r for r in panel if int(r["samples"]) == n), key=lambda r: r["sigma"])
                 x = [r["sigma"] for r in pts]
                 for ax, col in ((ax_e, "rel_error"), (ax_c, "cosine")):
                     ax.errorbar(
@@ -591,19 +637,18 @@ def plot_sigma_references(
                         marker="o", ms=3, capsize=2, label=f"S = {n}",
                     )  # fmt: skip
             floor = sorted(
-                (r for r in data["references"]
-                 if r["readout"] == readout and float(r["noise"]) == noise),
+                (r for r in data["references"] if r["readout"] == readout
+                 and float(r["noise"]) == noise and r["trials"] == trials),
                 key=lambda r: r["sigma"],
             )  # fmt: skip
-            se = [r[f"{ref}_se"] for r in floor]
-            if np.nanmax(np.asarray(se, np.float64), initial=0.0) > 0:
+            se = np.asarray([r[f"{ref}_se"] for r in floor], np.float64)
+            if se.size and np.nanmax(se) > 0:
                 ax_e.plot([r["sigma"] for r in floor], se, "k:", lw=1.2,
                           label="reference's own s.e.")  # fmt: skip
-            panel = [r for r in rows if r["reference"] == ref and r["readout"] == readout]
             _log_if_positive(ax_e, [r["rel_error"] for r in panel])
             ax_e.set_ylabel(f"rel. L2 error vs {ref}")
             ax_c.set_ylabel(f"cosine with {ref}")
-            ax_c.set_ylim(-0.1, 1.05)
+            ax_c.set_ylim(-1.05, 1.05)
             for ax in (ax_e, ax_c):
                 ax.set_xscale("log")
                 ax.set_xlim(min(sigmas) / 1.5, max(sigmas) * 1.5)  # a panel may be all NaN
@@ -616,31 +661,50 @@ def plot_sigma_references(
 
 
 def plot_reference_distance(data: Mapping[str, Any]) -> Any:
-    """How far the smoothed-loss gradient is from the autodiff gradient at the point
-    (relative L2 distance) against sigma, per readout and network, with each reference's
-    own relative Monte-Carlo error."""
+    """Left: how far the smoothed-loss gradient is from the autodiff gradient of the same
+    loss (relative L2 distance, mean over repeats) against sigma, per readout and condition,
+    dotted: the smoothed reference's own relative Monte-Carlo error. Right: how far one
+    loss's autodiff gradient (its trials' noise) is from the expected loss's, against the
+    trials averaged, dotted: the expected reference's own error."""
     import matplotlib.pyplot as plt
 
     refs = data["references"]
-    groups = sorted({(r["readout"], float(r["noise"])) for r in refs})
+    groups = sorted({(r["readout"], float(r["noise"]), int(r["trials"])) for r in refs})
     cmap = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for i, (readout, noise) in enumerate(groups):
-        pts = sorted((r for r in refs if r["readout"] == readout and float(r["noise"]) == noise),
-                     key=lambda r: r["sigma"])  # fmt: skip
+    fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    for i, (readout, noise, trials) in enumerate(groups):
+        pts = sorted((r for r in refs if (r["readout"], float(r["noise"]), r["trials"])
+                      == (readout, noise, trials)), key=lambda r: r["sigma"])  # fmt: skip
         x = [r["sigma"] for r in pts]
-        label = f"{readout}, {'noise-free' if noise == 0 else f'noise {noise:g}'}"
-        ax.plot(x, [r["smoothed_vs_autodiff"] for r in pts], "-o", ms=3, color=cmap(i),
-                label=f"{label}: |smoothed - autodiff| / |autodiff|")  # fmt: skip
-        ax.plot(x, [r["smoothed_se"] for r in pts], ":", color=cmap(i),
-                label=f"{label}: smoothed reference's s.e.")  # fmt: skip
+        label = f"{readout}, {condition_label(noise, trials)}"
+        ax.plot(x, [r["smoothed_vs_autodiff"] for r in pts], "-o", ms=3, color=cmap(i % 10),
+                label=label)  # fmt: skip
+        ax.plot(x, [r["smoothed_se"] for r in pts], ":", color=cmap(i % 10))
+    ax.plot([], [], "k:", label="dotted: the smoothed reference's s.e.")
     ax.set_xscale("log")
     _log_if_positive(ax, [r[c] for r in refs for c in ("smoothed_vs_autodiff", "smoothed_se")])
     ax.set_xlabel("perturbation std sigma (weight units)")
-    ax.set_ylabel("relative L2 distance")
+    ax.set_ylabel("|smoothed - autodiff| / |autodiff|")
     ax.set_title("Gradient of the smoothed loss vs autodiff at the point", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+    noisy = [r for r in refs if float(r["noise"]) > 0]
+    for i, readout in enumerate(sorted({r["readout"] for r in noisy})):
+        by_k = {int(r["trials"]): r for r in noisy if r["readout"] == readout}
+        ks = sorted(by_k)
+        ax_t.plot(ks, [by_k[k]["autodiff_vs_expected"] for k in ks], "-o", ms=4,
+                  color=cmap(i % 10), label=f"{readout}")  # fmt: skip
+        ax_t.plot(ks, [by_k[k]["expected_se"] for k in ks], ":", color=cmap(i % 10),
+                  label=f"{readout}: the expected reference's s.e.")  # fmt: skip
+    ax_t.set_xscale("log", base=2)
+    _log_if_positive(ax_t, [r["autodiff_vs_expected"] for r in noisy])
+    ax_t.set_xlabel("noisy trials averaged in the loss")
+    ax_t.set_ylabel("|autodiff - expected| / |expected|")
+    ax_t.set_title("One loss's autodiff gradient vs the expected loss's (noisy network)",
+                   fontsize=10)  # fmt: skip
+    ax_t.grid(alpha=0.3)
+    if noisy:
+        ax_t.legend(fontsize=7, loc="best")
     return fig
 
 
