@@ -351,11 +351,12 @@ def _condition_rows(
             return np.asarray(fns.trial_grads(tail, bias, w0, offsets, k_out, top_k,
                                               s.grad_chunk), np.float64)  # fmt: skip
 
-        point_all = trial_grads(jnp.zeros((1,) + w0.shape, w0.dtype))[0]
         for sigma in s.sigmas:
             weights = w0 + sigma * z.reshape((top,) + w0.shape)
             y = fns.trial_losses(tail, bias, weights, k_out, top_k, s.chunk)
-            pm = trial_grads(jnp.concatenate([sigma * eps, -sigma * eps]))
+            # the point first, then the pairs: one compiled shape for both references
+            g = trial_grads(jnp.concatenate([jnp.zeros_like(eps[:1]), sigma * eps, -sigma * eps]))
+            point_all, pm = g[0], g[1:]
             for k in trial_counts:
                 yk = y[:, :k].mean(1)
                 point = point_all[:k].mean(0)
