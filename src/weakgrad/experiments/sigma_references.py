@@ -656,7 +656,8 @@ def plot_sigma_references(
                 ax.set_xlabel("perturbation std sigma (weight units)")
                 ax.set_title(f"{readout} readout, reference: {ref}", fontsize=9)
                 ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="best")
+    for ax in axes[:, 0]:  # the S colours, and the dotted floor where a row has one
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     return fig
 
