@@ -167,7 +167,8 @@ class LatencyMnistTask(AbstractSpikeTimeTask):
         # Inputs: the spike time of each pixel of four test digits (blank: no spike).
         axes = left.subplots(2, 2)
         times = self.encoder(x[:4])
-        lo, hi = self.encoder.t_early, self.encoder.t_late
+        e = self.encoder
+        lo, hi = e.t_early, e.t_early + (1 - e.threshold) * (e.t_late - e.t_early)  # the latest
         for ax, t, label, p in zip(axes.flat, times, y[:4], pred[:4], strict=False):
             im = ax.imshow(np.where(np.isfinite(t), t, np.nan).reshape(28, 28), cmap="viridis",
                            vmin=lo, vmax=hi)  # fmt: skip
