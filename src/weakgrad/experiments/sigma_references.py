@@ -725,9 +725,8 @@ class SigmaReferences(AbstractExperiment):
     claims = (LARGER_SIGMA_AUTODIFF, LARGER_SIGMA_SMOOTHED)
 
     def quick(self) -> SigmaReferencesSettings:
-        # 5 sigmas, S up to 2 d, 1 and 4 noisy trials, M = 64, 2 repeats: about 4 min on 2
-        # shared cores (the losses of 2,000 perturbed output layers take 1.5 s noise-free,
-        # 5 s for 4 noisy trials; a compile 3-7 s).
+        # 5 sigmas, S up to 2 d, 1 and 4 noisy trials, M = 64, 2 repeats: 157 s measured
+        # on 2 shared cores (+7 s writing); the full preset about 10 min (estimated).
         return SigmaReferencesSettings(
             sigmas=(0.001, 0.01, 0.05, 0.15, 0.3), samples=(10, 100, 1100, 2000),
             trials=(1, 4), reference_draws=64, repeats=2,
