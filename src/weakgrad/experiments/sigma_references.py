@@ -698,9 +698,13 @@ def plot_reference_distance(data: Mapping[str, Any]) -> Any:
                   color=cmap(i % 10), label=f"{readout}")  # fmt: skip
         ax_t.plot(ks, [by_k[k]["expected_se"] for k in ks], ":", color=cmap(i % 10),
                   label=f"{readout}: the expected reference's s.e.")  # fmt: skip
-    ax_t.set_xscale("log", base=2)
-    trial_ticks = sorted({int(r["trials"]) for r in noisy})
-    ax_t.set_xticks(trial_ticks, [str(k) for k in trial_ticks])
+    if noisy:
+        ax_t.set_xscale("log", base=2)
+        trial_ticks = sorted({int(r["trials"]) for r in noisy})
+        ax_t.set_xticks(trial_ticks, [str(k) for k in trial_ticks])
+    else:
+        ax_t.text(0.5, 0.5, "no noisy network in this run (trials = ())", ha="center",
+                  transform=ax_t.transAxes)  # fmt: skip
     _log_if_positive(ax_t, [r["autodiff_vs_expected"] for r in noisy])
     ax_t.set_xlabel("noisy trials averaged in the loss")
     ax_t.set_ylabel("|autodiff - expected| / |expected|")
