@@ -730,7 +730,7 @@ class SigmaReferences(AbstractExperiment):
 
     def quick(self) -> SigmaReferencesSettings:
         # 5 sigmas, S up to 2 d, 1 and 4 noisy trials, M = 64, 2 repeats: 157 s measured
-        # on 2 shared cores (+7 s writing); the full preset about 10 min (estimated).
+        # on 2 shared cores (+7 s writing); the full preset 460 s.
         return SigmaReferencesSettings(
             sigmas=(0.001, 0.01, 0.05, 0.15, 0.3), samples=(10, 100, 1100, 2000),
             trials=(1, 4), reference_draws=64, repeats=2,
