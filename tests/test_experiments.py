@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_sigma_references
 from cli_helpers import run_cli
 
 from weakgrad.errors import ConfigError
@@ -27,6 +28,9 @@ from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
 # --- every experiment at a tiny size ------------------------------------------------------
 
 
+TINY_CHECKS = {"hh-sigma-references": test_sigma_references.check_tiny_run}
+
+
 @pytest.mark.parametrize("exp", all_experiments(), ids=lambda e: e.name)
 def test_experiment_runs_tiny_and_saves_its_files(exp, tmp_path):
     result = exp.run(exp.tiny())
@@ -41,6 +45,8 @@ def test_experiment_runs_tiny_and_saves_its_files(exp, tmp_path):
     assert [c["id"] for c in saved["claims"]] == [c.id for c in exp.claims]
     assert all(c["verdict"] in {v.value for v in Verdict} for c in saved["claims"])
     assert list(tmp_path.glob("*.csv")), "no data file"
+    if exp.name in TINY_CHECKS:  # an experiment's own checks of this run (one tiny run)
+        TINY_CHECKS[exp.name](result, exp.tiny(), tmp_path)
 
 
 def test_registry_in_study_order_with_unique_names_and_presets():

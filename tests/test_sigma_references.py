@@ -1,8 +1,8 @@
 """The sigma experiment (weakgrad.experiments.sigma_references): the smoothed-loss reference
 against closed forms (a Gaussian-smoothed cubic and quadratic) and against autodiff as
 sigma -> 0, both claims' checks on data made to pass and made to fail them, the settings'
-errors, and the tiny preset writing its files and figures (and its output-layer objective
-giving the whole network's gradient)."""
+errors. The tiny preset runs in tests/test_experiments.py (with the checks of
+``check_tiny_run`` below: one tiny run for both)."""
 
 import json
 
@@ -15,7 +15,6 @@ from weakgrad.errors import ConfigError
 from weakgrad.experiments import Verdict
 from weakgrad.experiments.base import RESULT_FILE
 from weakgrad.experiments.sigma_references import (
-    SigmaReferences,
     SigmaReferencesSettings,
     check_larger_sigma_vs_autodiff,
     check_larger_sigma_vs_smoothed,
@@ -206,17 +205,12 @@ def test_conditions_are_the_noise_free_network_then_each_trial_count():
     assert SigmaReferencesSettings(trials=()).conditions == ((0.0, 1),)
 
 
-# --- the experiment --------------------------------------------------------------------------
+# --- the tiny run (called by tests/test_experiments.py on its run of the tiny preset) -------
 
 
-def test_tiny_preset_saves_data_figures_and_claims(tmp_path):
-    exp = SigmaReferences()
-    s = exp.tiny()
-    result = exp.run(s)
-    record = result.save(tmp_path, seconds=1.0)
+def check_tiny_run(result, s: SigmaReferencesSettings, tmp_path) -> None:
+    """The tiny run's files, rows and references (``result`` saved in ``tmp_path``)."""
     saved = json.loads((tmp_path / RESULT_FILE).read_text())
-    assert saved == record
-    assert [c["id"] for c in saved["claims"]] == [c.id for c in exp.claims]
     assert sorted(saved["figures"]) == sorted(
         ["error_vs_sigma_noise_free.png", "references.png"]
         + [f"error_vs_sigma_noise_{k}_trials.png" for k in s.trials]

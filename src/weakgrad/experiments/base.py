@@ -192,6 +192,7 @@ def all_experiments() -> list[AbstractExperiment]:
         MollifiedDescent,
         MollifiedLandscape,
     )
+    from weakgrad.experiments.sigma_references import SigmaReferences
     from weakgrad.experiments.signal import CrossCorrelationLag
     from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
     from weakgrad.experiments.spike_train import SpikeTrainReplication
@@ -227,6 +228,7 @@ def all_experiments() -> list[AbstractExperiment]:
         MnistAnnGradient(),
         AnnTraining(),
         HhShortGradient(),
+        SigmaReferences(),
         HhShortTraining(),
         InputTraces(),
         UniformShift(),
