@@ -12,9 +12,9 @@ shows where backprop trains (short runs) and where it fails (long runs).
     python benchmarks/train.py --quick             # 3 steps of two configs (< 1 minute)
 
 Configs: the default run covers the node-perturbation and non-spiking configs (``CONFIGS``);
-the study's regression configs (``HH_REGRESSION``, 1,000 steps each, ~45 minutes at 50 and
-100 ms) run when named in ``--configs``. Variants: ``--variants`` defaults to weak, autodiff
-and autodiff-clip; ``surrogate`` runs when named. On these HH networks the synapses carry
+the study's regression configs (``HH_REGRESSION``, 1,000 steps each: 20-35 minutes at 50 or
+100 ms on 2 cores) run when named in ``--configs``. Variants: ``--variants`` defaults to weak,
+autodiff and autodiff-clip; ``surrogate`` runs when named. On these HH networks the synapses carry
 graded release, so no spike lies on the path from a weight to the loss and the surrogate
 gradient equals autodiff; each surrogate row records ``surrogate_max_abs_diff``, the largest
 difference between the two gradients on the first batch at initialisation, to show it.
