@@ -20,12 +20,12 @@ gradient equals autodiff; each surrogate row records ``surrogate_max_abs_diff``,
 difference between the two gradients on the first batch at initialisation, to show it.
 
 Each run is a subprocess (``weakgrad.training.train``), so its peak RSS is its own. Seconds per
-step are the mean over steps after the first (compilation) that did not validate (validation
-time is reported apart, in ``seconds_total``). An epoch is the 3,600 training digits of the
-built-in set at the config's batch size. ``--autodiff-steps`` sets the steps of the backprop
-variants (autodiff, autodiff-clip, surrogate). Each row keeps its validation curve
-(``val_curve``: [steps done, accuracy]). The results file is rewritten after every run, so an
-interrupted benchmark keeps the rows it finished.
+step are the mean over steps after the first (compilation) that did not validate;
+``seconds_total`` is the whole run, compilation and validation included. An epoch is the 3,600
+training digits of the built-in set at the config's batch size. ``--autodiff-steps`` sets the
+steps of the backprop variants (autodiff, autodiff-clip, surrogate). Each row keeps its
+validation curve (``val_curve``: [steps done, accuracy]). The results file is rewritten after
+every run, so an interrupted benchmark keeps the rows it finished.
 """
 
 from __future__ import annotations
