@@ -556,6 +556,8 @@ def test_legacy_config_json_is_upgraded():
 def test_every_task_implements_the_task_interface():
     """A contract over every task a config can name: built from its section, it is an
     AbstractTask whose methods return what the loop needs."""
+    import inspect
+
     import jax
 
     from weakgrad.tasks.base import AbstractTask
@@ -573,13 +575,25 @@ def test_every_task_implements_the_task_interface():
             "train.eval_size=20",
             "task.train_size=40",
         ],  # fmt: skip
+        "latency-mnist": [
+            "task.hidden=6",
+            "task.max_events=64",
+            "task.duration_ms=12",
+            "train.batch_size=4",
+            "train.eval_size=20",
+            "task.train_size=40",
+        ],  # fmt: skip
     }
     assert set(small) == set(_sections("task"))
     key = jax.random.key(0)
     for name, over in small.items():
         cfg = load_config(None, [f"task.name={name}", *over])
         task = cfg.task.build(cfg)
-        assert isinstance(task, AbstractTask) and type(task).__mro__[1] is AbstractTask
+        # Abstract or final: the task's class is concrete, every class between it and
+        # AbstractTask abstract (AbstractSpikeTimeTask under yinyang and latency-mnist).
+        assert isinstance(task, AbstractTask) and not inspect.isabstract(type(task))
+        mro = type(task).__mro__
+        assert all(inspect.isabstract(c) for c in mro[1 : mro.index(AbstractTask)])
         params = task.initial_params()
         assert len(params) == cfg.task.n_layers
         obj = task.objective_at(3)

@@ -467,7 +467,8 @@ def adjoint(
         nrn = jnp.maximum(src - n_in, 0)
         is_spike = valid & (src >= n_in)
         # Weight gradient: the jump of the targets' currents by w_{src -> j}.
-        grad = jnp.where(valid, grad.at[src].add(a_i), grad)
+        # Mask the row added, not the whole gradient: a where over grad copies it per event.
+        grad = grad.at[src].add(jnp.where(valid, a_i, 0.0))
         # Time derivative of the loss at this event: first-spike loss, and the maximum of an
         # output potential that sits at this event (a kink).
         o = nrn - out0
