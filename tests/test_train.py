@@ -617,3 +617,13 @@ def test_integers_beyond_64_bits_are_refused_naming_the_key():
     with pytest.raises(ConfigError, match=r"train.steps = 99999999999999999999 is out of range"):
         config_from_dict({"train": {"steps": 99999999999999999999}})
     assert config_from_dict({"train": {"seed": 2**40}}).train.seed == 2**40  # large seeds: fine
+
+
+def test_mnist_hidden_size_from_the_config():
+    cfg = load_config(None, ["task.model=ann", "task.hidden=7", "task.train_size=20"])
+    task = cfg.task.build(cfg)
+    w1, w2 = (layer["weight"] for layer in task.initial_params())
+    assert w1.shape == (784, 7) and w2.shape == (7, 10)
+    assert load_config(None, ["task.model=ann"]).task.hidden == 100  # the study's size
+    with pytest.raises(ConfigError, match=r"task.hidden.*must be > 0"):
+        load_config(None, ["task.hidden=0"])

@@ -583,7 +583,8 @@ _HH_ONLY = ("duration_ms", "dt_ms", "readout", "readout_scale")
 @registry.register_task_section("mnist")
 @dataclasses.dataclass(frozen=True)
 class MnistTaskConfig(TaskSection):
-    """MNIST digits on a 784-100-10 network (``model``: linear | ann | hh).
+    """MNIST digits on a 784-``hidden``-10 network (``model``: linear | ann | hh; ``hidden``:
+    the hidden layer's size, the study's 100).
 
     ``init`` (gaussian | orthogonal), ``init_gain`` (multiplies the weights' scale, e.g.
     0.8) and ``init_fold`` (fold each weight matrix k times: seed 004's degenerate
@@ -598,6 +599,7 @@ class MnistTaskConfig(TaskSection):
 
     name: ClassVar[str] = "mnist"
     model: str = _field("ann", _choice(registry.MNIST_MODELS))
+    hidden: int = _field(100, _positive)
     init: str = _field("gaussian", _choice(registry.MNIST_INITS))
     init_gain: float = _field(1.0, _positive)
     init_fold: int = _field(0, _non_negative)

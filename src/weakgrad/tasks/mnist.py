@@ -320,6 +320,7 @@ def mnist_objective(
     net: Network | None = None,
     readout_scale: float | None = None,
     readout: str = "voltage",
+    hidden: int = 100,
 ) -> Any:
     """A :class:`~weakgrad.objectives.network.NetworkObjective` for a batch of digits.
 
@@ -329,13 +330,16 @@ def mnist_objective(
     graded release times ``readout_scale``. The default, ``2 * duration_ms`` (per ms),
     makes one output spike (about 1.1 ms of full release) worth about 2.2 in the logits
     whatever the duration: with a fixed scale the logits of a long run are nearly equal and
-    the loss is flat at ln 10.
+    the loss is flat at ln 10. ``hidden``: the hidden layer's size when ``net`` is built
+    here (the study's 100).
     """
     from weakgrad.objectives.losses import OneHotMSE, SoftmaxCrossEntropy
     from weakgrad.objectives.network import NetworkObjective
 
     if net is None:
-        net = mnist_network(model, key=key, init=init, init_gain=init_gain, init_fold=init_fold)
+        net = mnist_network(
+            model, key=key, hidden=hidden, init=init, init_gain=init_gain, init_fold=init_fold
+        )
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.int32)
     if model == "hh":

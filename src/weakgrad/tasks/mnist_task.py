@@ -109,7 +109,7 @@ class MnistTask(AbstractTask):
         objective = mnist_objective(
             t.model, data.x_train[:batch], data.y_train[:batch], key=jax.random.key(tr.seed),
             duration_ms=t.duration_ms, dt_ms=t.dt_ms, init=t.init, init_gain=t.init_gain,
-            init_fold=t.init_fold,
+            init_fold=t.init_fold, hidden=t.hidden,
             readout_scale=t.readout_scale, readout=t.readout,
         )  # fmt: skip
         return cls(
