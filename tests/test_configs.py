@@ -1,7 +1,7 @@
 """Every shipped config trains for 2 steps (issue 16): as shipped, except the simulated
-duration (20 time steps), the validation size and the noise draws averaged in evaluation,
-which shorten the run without changing its structure (layer sizes, samples vs parameters,
-alternation, readout, estimator)."""
+duration (20 time steps), the validation size, the noise draws averaged in evaluation and
+the best-state scoring, which shorten the run without changing its structure (layer sizes,
+samples vs parameters, alternation, readout, estimator)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def shortening(config: dict) -> list[str]:
         sets.append("train.eval_size=200")
     if "eval_draws" in est:
         sets.append("estimator.eval_draws=2")
+    if train.get("keep_best"):
+        # Scoring the best state repeats the final test scoring (tested in test_train.py).
+        sets.append("train.keep_best=false")
     return sets
 
 

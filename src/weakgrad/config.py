@@ -717,9 +717,28 @@ class SpikeTrainTaskConfig(TaskSection):
         return SpikeTrainTask.from_config(cfg)
 
 
+@dataclasses.dataclass(frozen=True)
+class _EventLifSection(TaskSection, abc.ABC):
+    """What the event-simulated LIF classification tasks (yinyang, latency-mnist) share:
+    an input-hidden-output network, the checks across their keys, the surrogate twin's
+    grid ``dt_ms``. Subclasses declare the keys (their defaults differ): ``tau_mem_ms``,
+    ``tau_syn_ms``, ``t_early_ms``, ``t_late_ms``, ``duration_ms``, ``dt_ms`` at least."""
+
+    def _validate(self) -> None:
+        _check_event_lif(self)
+
+    @property
+    def n_layers(self) -> int:
+        return 2
+
+    @property
+    def time_step(self) -> float | None:
+        return self.dt_ms
+
+
 @registry.register_task_section("yinyang")
 @dataclasses.dataclass(frozen=True)
-class YinYangTaskConfig(TaskSection):
+class YinYangTaskConfig(_EventLifSection):
     """Yin-Yang (Kriener et al. 2022; 5,000 / 1,000 / 1,000 generated points) on a
     5-``hidden``-3 network of LIF neurons with exponential current synapses, simulated event
     by event (:mod:`weakgrad.sim.event_lif`; ``max_events`` spikes per example at most).
@@ -751,24 +770,13 @@ class YinYangTaskConfig(TaskSection):
     readout_scale: float = _field(2.0, _positive)
     train_size: int | None = _field(None, _positive)
 
-    def _validate(self) -> None:
-        _check_event_lif(self)
-
-    @property
-    def n_layers(self) -> int:
-        return 2
-
-    @property
-    def time_step(self) -> float | None:
-        return self.dt_ms
-
     def build(self, cfg: TrainConfig) -> Any:
         from weakgrad.tasks.yinyang import YinYangTask
 
         return YinYangTask.from_config(cfg)
 
 
-def _check_event_lif(t: YinYangTaskConfig | LatencyMnistTaskConfig) -> None:
+def _check_event_lif(t: _EventLifSection) -> None:
     """The checks across keys of an event-simulated LIF task (yinyang, latency-mnist)."""
     if abs(t.tau_mem_ms - t.tau_syn_ms) < 1e-6 * t.tau_mem_ms:
         raise ConfigError(
@@ -789,7 +797,7 @@ def _check_event_lif(t: YinYangTaskConfig | LatencyMnistTaskConfig) -> None:
 
 @registry.register_task_section("latency-mnist")
 @dataclasses.dataclass(frozen=True)
-class LatencyMnistTaskConfig(TaskSection):
+class LatencyMnistTaskConfig(_EventLifSection):
     """Latency-coded MNIST (:mod:`weakgrad.tasks.latency_mnist`) on a 784-``hidden``-10
     network of LIF neurons with exponential current synapses, simulated event by event
     (``max_events`` network spikes per example at most; an example with more is lost: NaN).
@@ -826,17 +834,6 @@ class LatencyMnistTaskConfig(TaskSection):
     readout_scale: float = _field(2.0, _positive)
     data_dir: str | None = None
     train_size: int | None = _field(None, _positive)
-
-    def _validate(self) -> None:
-        _check_event_lif(self)
-
-    @property
-    def n_layers(self) -> int:
-        return 2
-
-    @property
-    def time_step(self) -> float | None:
-        return self.dt_ms
 
     def build(self, cfg: TrainConfig) -> Any:
         from weakgrad.tasks.latency_mnist import LatencyMnistTask
@@ -1128,6 +1125,10 @@ def upgrade_legacy(data: dict[str, Any]) -> dict[str, Any]:
             and not (key in ("train_size", "readout_scale") and task[key] == 0)
         ):
             new_task[key] = task[key]
+    if new_task["name"] == "mnist":
+        # The flat legacy dict's "hidden" was the spike-train task's; MNIST networks then
+        # always had 100 hidden units (the default).
+        new_task.pop("hidden", None)
     if new_task["name"] == "mnist" and new_task.get("model", "ann") != "hh":
         for key in _HH_ONLY:
             new_task.pop(key, None)

@@ -13,7 +13,28 @@ from typing import Any
 
 from jax import Array
 
-__all__ = ["AbstractTask"]
+__all__ = ["AbstractTask", "check_batch_sizes"]
+
+
+def check_batch_sizes(
+    batch_size: int, n_train: int, eval_size: int, n_val: int, noun: str, source: str = ""
+) -> None:
+    """ConfigErrors naming train.batch_size / train.eval_size when they exceed the
+    ``n_train`` training or ``n_val`` validation ``noun`` (e.g. "digits"; ``source``: where
+    they come from, for the message)."""
+    from weakgrad.errors import ConfigError
+
+    if batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size = {batch_size} exceeds the {n_train} training {noun}; use at "
+            f"most {n_train}."
+        )
+    if eval_size > n_val:
+        of = f" of {source}" if source else ""
+        raise ConfigError(
+            f"train.eval_size = {eval_size} exceeds the {n_val} validation {noun}{of}; use "
+            f"at most {n_val}."
+        )
 
 
 class AbstractTask(abc.ABC):

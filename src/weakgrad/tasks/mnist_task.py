@@ -11,10 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.errors import ConfigError
 from weakgrad.estimators.node_perturbation import noisy_readouts
 from weakgrad.objectives.losses import accuracy
-from weakgrad.tasks.base import AbstractTask
+from weakgrad.tasks.base import AbstractTask, check_batch_sizes
 from weakgrad.tasks.mnist import MnistSplits, load_mnist, mnist_objective, shift_digits
 
 if TYPE_CHECKING:
@@ -85,16 +84,9 @@ class MnistTask(AbstractTask):
         self.data = data
         self.n_train = train_size or len(data.x_train)
         self.x, self.y = data.x_train[: self.n_train], data.y_train[: self.n_train]
-        if batch_size > self.n_train:
-            raise ConfigError(
-                f"train.batch_size = {batch_size} exceeds the {self.n_train} training digits; "
-                f"use at most {self.n_train}."
-            )
-        if eval_size > len(data.x_val):
-            raise ConfigError(
-                f"train.eval_size = {eval_size} exceeds the {len(data.x_val)} "
-                f"validation digits of {data.source}; use at most {len(data.x_val)}."
-            )
+        check_batch_sizes(
+            batch_size, self.n_train, eval_size, len(data.x_val), "digits", data.source
+        )
         self.batch, self.seed, self.shift = batch_size, seed, shift_px
         self.objective = objective
         self.x_val, self.y_val = data.x_val[:eval_size], data.y_val[:eval_size]

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from weakgrad.errors import ConfigError
 from weakgrad.objectives.events import (
     EventObjective,
     FirstSpikeCrossEntropy,
@@ -32,7 +31,7 @@ from weakgrad.objectives.events import (
 )
 from weakgrad.objectives.losses import SoftmaxCrossEntropy, accuracy
 from weakgrad.sim.event_lif import EventNetwork
-from weakgrad.tasks.base import AbstractTask
+from weakgrad.tasks.base import AbstractTask, check_batch_sizes
 
 __all__ = [
     "AbstractSpikeEncoder",
@@ -136,16 +135,7 @@ class AbstractSpikeTimeTask(AbstractTask):
     ):  # fmt: skip
         self.data, self.objective, self.encoder = data, objective, encoder
         self.n_train = train_size or len(data.x_train)
-        if batch_size > self.n_train:
-            raise ConfigError(
-                f"train.batch_size = {batch_size} exceeds the {self.n_train} training "
-                f"{self.noun}; use at most {self.n_train}."
-            )
-        if eval_size > len(data.x_val):
-            raise ConfigError(
-                f"train.eval_size = {eval_size} exceeds the {len(data.x_val)} validation "
-                f"{self.noun}; use at most {len(data.x_val)}."
-            )
+        check_batch_sizes(batch_size, self.n_train, eval_size, len(data.x_val), self.noun)
         self.batch, self.seed, self.eval_size = batch_size, seed, eval_size
         self.x_train = np.asarray(data.x_train[: self.n_train])
         self.y_train = np.asarray(data.y_train[: self.n_train])
