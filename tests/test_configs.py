@@ -1,7 +1,7 @@
 """Every shipped config trains for 2 steps (issue 16): as shipped, except the simulated
-duration (20 time steps), the validation size, the noise draws averaged in evaluation and
-the best-state scoring, which shorten the run without changing its structure (layer sizes,
-samples vs parameters, alternation, readout, estimator)."""
+duration (20 time steps), the validation and test sizes, the noise draws averaged in
+evaluation and the best-state scoring, which shorten the run without changing its
+structure (layer sizes, samples vs parameters, alternation, readout, estimator)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def shortening(config: dict) -> list[str]:
     if "duration_ms" in task:
         sets.append(f"task.duration_ms={20 * task.get('dt_ms', 0.05):.6g}")
     if "eval_size" in train:
-        # 200: one evaluation chunk, the shape the final test scoring compiles anyway.
-        sets.append("train.eval_size=200")
+        # 200: one evaluation chunk; the final test scoring then reuses its compiled shape
+        # on the first 200 test examples.
+        sets += ["train.eval_size=200", "train.test_size=200"]
     if "eval_draws" in est:
         sets.append("estimator.eval_draws=2")
     if train.get("keep_best"):
@@ -48,5 +49,7 @@ def test_every_shipped_config_trains_two_steps(path, tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2
+    if "train.test_size=200" in args:  # the batched tasks score the first 200 test examples
+        assert summary["test_size"] == 200
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2, rows  # header and one row per step

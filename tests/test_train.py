@@ -627,3 +627,16 @@ def test_mnist_hidden_size_from_the_config():
     assert load_config(None, ["task.model=ann"]).task.hidden == 100  # the study's size
     with pytest.raises(ConfigError, match=r"task.hidden.*must be > 0"):
         load_config(None, ["task.hidden=0"])
+
+
+def test_test_size_scores_the_first_test_examples():
+    import jax
+
+    cfg = load_config(None, [*SMALL, "train.test_size=30"])
+    task = cfg.task.build(cfg)
+    assert task.score(task.initial_params(), jax.random.key(0))["test_size"] == 30
+    with pytest.raises(ConfigError, match=r"train.test_size = 1001 exceeds the 1000 test"):
+        cfg = load_config(None, ["train.test_size=1001"])
+        cfg.task.build(cfg)
+    with pytest.raises(ConfigError, match=r"train.test_size applies to the mnist task only"):
+        load_config(None, ["task.name=spike-train", "train.test_size=10"])

@@ -866,14 +866,15 @@ class OptimizerConfig(Section):
         return make_optimizer(self, steps)
 
 
-_MNIST_ONLY_TRAIN = ("batch_size", "eval_size")
+_MNIST_ONLY_TRAIN = ("batch_size", "eval_size", "test_size")
 _BATCHED_TASKS = ("mnist", "yinyang", "latency-mnist")  # the tasks that take _MNIST_ONLY_TRAIN
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainLoopConfig(Section):
-    """The loop: ``steps``; ``batch_size`` digits per step and ``eval_size`` validation
-    digits (MNIST only); evaluation and checkpoints every ``eval_every`` and
+    """The loop: ``steps``; ``batch_size`` digits per step, ``eval_size`` validation
+    digits and ``test_size`` test digits scored at the end (left out: all; the batched tasks
+    only: mnist, yinyang, latency-mnist); evaluation and checkpoints every ``eval_every`` and
     ``checkpoint_every`` steps; ``seed``.
 
     ``keep_best``: also keep the parameters of the best evaluation (best.npz: highest
@@ -888,6 +889,7 @@ class TrainLoopConfig(Section):
     batch_size: int = _field(10, _positive)
     eval_every: int = _field(50, _positive)
     eval_size: int = _field(400, _positive)
+    test_size: int | None = _field(None, _positive)
     checkpoint_every: int = _field(50, _positive)
     seed: int = _field(0, _non_negative)
     keep_best: bool = False
@@ -919,7 +921,7 @@ class TrainConfig:
         }
         if self.task.name not in _BATCHED_TASKS:
             for key in _MNIST_ONLY_TRAIN:
-                out["train"].pop(key)
+                out["train"].pop(key, None)
         return out
 
 

@@ -17,12 +17,19 @@ __all__ = ["AbstractTask", "check_batch_sizes"]
 
 
 def check_batch_sizes(
-    batch_size: int, n_train: int, eval_size: int, n_val: int, noun: str, source: str = ""
-) -> None:
-    """ConfigErrors naming train.batch_size / train.eval_size when they exceed the
-    ``n_train`` training or ``n_val`` validation ``noun`` (e.g. "digits"; ``source``: where
-    they come from, for the message)."""
+    batch_size: int, n_train: int, eval_size: int, n_val: int, noun: str, source: str = "",
+    test_size: int | None = None, n_test: int = 0,
+) -> None:  # fmt: skip
+    """ConfigErrors naming train.batch_size / train.eval_size / train.test_size when they
+    exceed the ``n_train`` training, ``n_val`` validation or ``n_test`` test ``noun`` (e.g.
+    "digits"; ``source``: where they come from, for the message)."""
     from weakgrad.errors import ConfigError
+
+    if test_size is not None and test_size > n_test:
+        raise ConfigError(
+            f"train.test_size = {test_size} exceeds the {n_test} test {noun}; use at most "
+            f"{n_test}, or leave it out to score all of them."
+        )
 
     if batch_size > n_train:
         raise ConfigError(

@@ -130,10 +130,11 @@ class LatencyMnistTask(AbstractSpikeTimeTask):
     def __init__(
         self, data: MnistSplits, objective: EventObjective, encoder: LatencyEncoder, *,
         batch_size: int, eval_size: int, seed: int = 0, train_size: int | None = None,
+        test_size: int | None = None,
     ):  # fmt: skip
         super().__init__(
             data, objective, encoder, batch_size=batch_size, eval_size=eval_size, seed=seed,
-            train_size=train_size,
+            train_size=train_size, test_size=test_size,
         )  # fmt: skip
 
     @classmethod
@@ -154,7 +155,7 @@ class LatencyMnistTask(AbstractSpikeTimeTask):
             readout_scale=t.readout_scale,
         )  # fmt: skip
         return cls(data, objective, encoder, batch_size=tr.batch_size, eval_size=tr.eval_size,
-                   seed=tr.seed, train_size=t.train_size)  # fmt: skip
+                   seed=tr.seed, train_size=t.train_size, test_size=tr.test_size)  # fmt: skip
 
     def source(self) -> str:
         return f"{self.data.source} (latency-coded)"

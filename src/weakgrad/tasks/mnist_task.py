@@ -61,6 +61,7 @@ class MnistTask(AbstractTask):
         batch_size: digits per training step; ``seed`` orders them (a fresh permutation
             every epoch) and draws the shifts.
         eval_size: validation digits (the first ones).
+        test_size: test digits scored (the first ones; None: all).
         train_size: the first N training digits (None: all).
         shift_px: translate each training digit by a random whole number of pixels in
             [-shift_px, shift_px] per axis, fresh every step (0: none).
@@ -80,13 +81,16 @@ class MnistTask(AbstractTask):
         train_size: int | None = None,
         shift_px: int = 0,
         eval_noise: tuple[tuple[float, ...], int, int | None] | None = None,
+        test_size: int | None = None,
     ):
         self.data = data
         self.n_train = train_size or len(data.x_train)
         self.x, self.y = data.x_train[: self.n_train], data.y_train[: self.n_train]
         check_batch_sizes(
-            batch_size, self.n_train, eval_size, len(data.x_val), "digits", data.source
-        )
+            batch_size, self.n_train, eval_size, len(data.x_val), "digits", data.source,
+            test_size=test_size, n_test=len(data.x_test),
+        )  # fmt: skip
+        self.x_test, self.y_test = data.x_test[:test_size], data.y_test[:test_size]
         self.batch, self.seed, self.shift = batch_size, seed, shift_px
         self.objective = objective
         self.x_val, self.y_val = data.x_val[:eval_size], data.y_val[:eval_size]
@@ -108,6 +112,7 @@ class MnistTask(AbstractTask):
             data, objective, batch_size=tr.batch_size, eval_size=tr.eval_size, seed=tr.seed,
             train_size=t.train_size, shift_px=t.shift_px,
             eval_noise=cfg.estimator.eval_noise(t.n_layers, t.time_step),
+            test_size=tr.test_size,
         )  # fmt: skip
 
     @property
@@ -149,7 +154,7 @@ class MnistTask(AbstractTask):
         return self._metrics(params, self.x_val, self.y_val, key, smoothed=True)
 
     def score(self, params: Any, key: Array) -> dict[str, Any]:
-        xt, yt = self.data.x_test, self.data.y_test
+        xt, yt = self.x_test, self.y_test
         loss, acc = self._metrics(params, xt, yt, key, smoothed=True)
         out = {"test_loss": loss, "test_accuracy": acc, "test_size": len(xt),
                "data": self.data.source}  # fmt: skip

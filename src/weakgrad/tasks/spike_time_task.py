@@ -132,10 +132,13 @@ class AbstractSpikeTimeTask(AbstractTask):
     def __init__(
         self, data: SpikeTimeSplits, objective: EventObjective, encoder: AbstractSpikeEncoder, *,
         batch_size: int, eval_size: int, seed: int = 0, train_size: int | None = None,
+        test_size: int | None = None,
     ):  # fmt: skip
         self.data, self.objective, self.encoder = data, objective, encoder
         self.n_train = train_size or len(data.x_train)
-        check_batch_sizes(batch_size, self.n_train, eval_size, len(data.x_val), self.noun)
+        check_batch_sizes(batch_size, self.n_train, eval_size, len(data.x_val), self.noun,
+                          test_size=test_size, n_test=len(data.x_test))  # fmt: skip
+        self.x_test, self.y_test = data.x_test[:test_size], data.y_test[:test_size]
         self.batch, self.seed, self.eval_size = batch_size, seed, eval_size
         self.x_train = np.asarray(data.x_train[: self.n_train])
         self.y_train = np.asarray(data.y_train[: self.n_train])
@@ -186,11 +189,11 @@ class AbstractSpikeTimeTask(AbstractTask):
         return loss, acc
 
     def score(self, params: Any, key: Array) -> dict[str, Any]:
-        loss, acc, lost, _ = self.evaluate(params, self.data.x_test, self.data.y_test)
-        return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.data.x_test),
+        loss, acc, lost, _ = self.evaluate(params, self.x_test, self.y_test)
+        return {"test_loss": loss, "test_accuracy": acc, "test_size": len(self.x_test),
                 "lost_spike_examples": lost, "data": self.source()}  # fmt: skip
 
     def figures(self, params: Any, key: Array) -> dict[str, Any]:
-        x, y = self.data.x_test, self.data.y_test
+        x, y = self.x_test, self.y_test
         pred = self.evaluate(params, x, y)[3]
         return self.prediction_figures(x, np.asarray(y), pred)

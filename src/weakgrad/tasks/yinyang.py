@@ -191,11 +191,11 @@ class YinYangTask(AbstractSpikeTimeTask):
     def __init__(
         self, data: YinYangSplits, objective: EventObjective, *, batch_size: int,
         eval_size: int, seed: int = 0, train_size: int | None = None,
-        encode: dict[str, float] | None = None,
+        encode: dict[str, float] | None = None, test_size: int | None = None,
     ):  # fmt: skip
         super().__init__(
             data, objective, YinYangEncoder(**(encode or {})), batch_size=batch_size,
-            eval_size=eval_size, seed=seed, train_size=train_size,
+            eval_size=eval_size, seed=seed, train_size=train_size, test_size=test_size,
         )  # fmt: skip
 
     @classmethod
@@ -214,7 +214,8 @@ class YinYangTask(AbstractSpikeTimeTask):
             t_early=encode["t_early"], t_late=encode["t_late"], t_bias=encode["t_bias"],
         )  # fmt: skip
         return cls(data, objective, batch_size=tr.batch_size, eval_size=tr.eval_size,
-                   seed=tr.seed, train_size=t.train_size, encode=encode)  # fmt: skip
+                   seed=tr.seed, train_size=t.train_size, encode=encode,
+                   test_size=tr.test_size)  # fmt: skip
 
     def source(self) -> str:
         return "yinyang (generated)"
