@@ -426,11 +426,11 @@ HH_SMALL = [
 
 def test_eval_draws_scores_the_smoothed_network_and_evaluate_rescores_a_run(tmp_path):
     run = tmp_path / "run"
-    # eval_size 200 (not 20): validation then runs in test-sized chunks of 200 digits and
-    # reuses the compiled smoothed and noise-free evaluations (compiling dominates this test;
+    # eval_size = test_size = 200 (not 20): validation runs in the test's chunk of 200 digits
+    # and reuses the compiled smoothed and noise-free evaluations (compiling dominates this test;
     # the extra simulations cost ~0.1 s). Every assertion below is exact or deterministic.
     over = [*HH_SMALL, "estimator.eval_draws=3", "train.ema_decay=0.5", "train.keep_best=true",
-            "train.eval_size=200"]  # fmt: skip
+            "train.eval_size=200", "train.test_size=200"]  # fmt: skip
     summary = train(load_config(None, over), run)
     assert summary["eval_draws"] == 3
     with open(run / "metrics.csv") as f:
@@ -566,13 +566,15 @@ def test_every_task_implements_the_task_interface():
     # The sizes of the training tests above (SMALL, the spike-train test): the compiled
     # functions are shared within a pytest process.
     small = {
-        "mnist": SMALL[:2] + ["train.batch_size=5", "train.eval_size=20"],
+        # test_size = eval_size: scoring reuses the validation's compiled chunk
+        "mnist": SMALL[:2] + ["train.batch_size=5", "train.eval_size=20", "train.test_size=20"],
         "spike-train": ["task.cells=3", "task.hidden=5", "task.duration_ms=30", "task.rate_hz=60"],
         "yinyang": [
             "task.hidden=6",
             "task.max_events=64",
             "train.batch_size=4",
             "train.eval_size=20",
+            "train.test_size=20",
             "task.train_size=40",
         ],  # fmt: skip
         "latency-mnist": [
@@ -581,6 +583,7 @@ def test_every_task_implements_the_task_interface():
             "task.duration_ms=12",
             "train.batch_size=4",
             "train.eval_size=20",
+            "train.test_size=20",
             "task.train_size=40",
         ],  # fmt: skip
     }
