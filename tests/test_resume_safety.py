@@ -99,7 +99,8 @@ def test_resume_refuses_a_change_of_trajectory_and_writes_nothing(run, change, l
         train(load_config(None, [*LIN, *change]), run, resume=True)
     message = str(err.value)
     assert listed in message and "--resume would change how" in message
-    assert "only train.steps, train.eval_every, train.checkpoint_every may change" in message
+    safe = "train.steps, train.eval_every, train.checkpoint_every, train.test_size"
+    assert f"only {safe} may change" in message
     assert _files(run) == before
 
 

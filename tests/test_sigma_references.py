@@ -190,6 +190,7 @@ def test_summarize_and_cells_against_hand_values():
 @pytest.mark.parametrize(
     "kw, field",
     [({"wide_sigma": 0.2}, "wide_sigma"), ({"reference_draws": 5}, "reference_draws"),
+     ({"reference_draws": 2}, "reference_draws"),
      ({"readouts": ("spikes",)}, "readouts"), ({"samples": (1, 10)}, "samples"),
      ({"repeats": 1}, "repeats"), ({"trials": (0,)}, "trials"), ({"sigmas": ()}, "sigmas"),
      ({"narrow_sigma": 0.3, "wide_sigma": 0.15, "sigmas": (0.15, 0.3)}, "narrow_sigma")],
@@ -225,9 +226,7 @@ def check_tiny_run(result, s: SigmaReferencesSettings, tmp_path) -> None:
     assert len(lines) == len(rows) + 1
     refs = result.data["references"]
     assert len(refs) == len(s.readouts) * n_cond * len(s.sigmas)
-    # autodiff of the sampled loss is exact; the expected loss's has Monte-Carlo error only
-    # where there is noise
-    assert all(r["autodiff_se"] == 0 for r in refs)
+    # the expected loss's gradient has Monte-Carlo error only where there is noise
     assert all((r["expected_se"] > 0) == (r["noise"] > 0) for r in refs)
     # on the noise-free network the loss is the expected loss: autodiff through the output
     # layer fed with the recorded hidden layer (the regression's objective) gives the whole

@@ -154,10 +154,11 @@ class SigmaReferencesSettings(ExperimentSettings):
             raise ConfigError(
                 f"repeats = {self.repeats} must be >= 2 (the claims need error bars)."
             )
-        if self.reference_draws % 2:
+        if self.reference_draws % 2 or self.reference_draws < 4:
             raise ConfigError(
-                f"reference_draws = {self.reference_draws} must be even (antithetic pairs); "
-                f"use {self.reference_draws + 1}."
+                f"reference_draws = {self.reference_draws} must be even and >= 4 (antithetic "
+                "pairs, at least two for a standard error); e.g. "
+                f"{max(4, self.reference_draws + 1)}."
             )
         bad = [r for r in self.readouts if r not in HH_READOUTS]
         if bad:

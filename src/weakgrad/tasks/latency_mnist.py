@@ -64,10 +64,11 @@ def latency_spike_times(
             "intensity; 0: every pixel spikes, 0.2: the background does not)."
         )
     v = np.asarray(images, float)
-    if v.size and not (np.nanmin(v) >= 0 and np.nanmax(v) <= 1):
+    if v.size and not (np.isfinite(v).all() and v.min() >= 0 and v.max() <= 1):
         raise ValueError(
             f"latency_spike_times: pixel intensities must lie in [0, 1], got "
-            f"[{np.min(v)}, {np.max(v)}]; divide 8-bit images by 255."
+            f"[{np.nanmin(v)}, {np.nanmax(v)}] ({int((~np.isfinite(v)).sum())} not finite); "
+            "divide 8-bit images by 255."
         )
     return np.where(v >= threshold, t_early + (1 - v) * (t_late - t_early), np.inf)
 
@@ -122,7 +123,8 @@ class LatencyMnistTask(AbstractSpikeTimeTask):
     """Latency-coded MNIST digits on an event-simulated 784-H-10 LIF network: mini-batches of
     the training digits (a fresh permutation every epoch), validation on the first
     ``eval_size`` validation digits, test scores on the test split (the built-in digits'
-    1,000, or the 10,000 of the ``t10k`` IDX files), in chunks of 200 digits."""
+    1,000, or the 10,000 of the ``t10k`` IDX files; the first ``test_size``, if given), in
+    chunks of 200 digits."""
 
     noun: ClassVar[str] = "digits"
     chunk: ClassVar[int] = 200

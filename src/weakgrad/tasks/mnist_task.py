@@ -53,7 +53,7 @@ def _smoothed_metrics(
 
 @final
 class MnistTask(AbstractTask):
-    """MNIST digits on one of the study's 784-100-10 networks.
+    """MNIST digits on one of the study's 784-``hidden``-10 networks (100 hidden units).
 
     Args:
         data: the splits (:func:`~weakgrad.tasks.mnist.load_mnist`).

@@ -76,7 +76,12 @@ def lif_classifier_objective(
     ``w`` peaks at ~0.16 ``w`` for tau_mem 20 ms, tau_syn 5 ms); recurrent hidden weights
     ``N(0, (0.5 / sqrt(hidden))^2)``. ``loss``: ``max-voltage`` (non-spiking outputs, softmax
     cross-entropy of ``readout_scale * max V``) or ``first-spike`` (spiking outputs,
-    :class:`FirstSpikeCrossEntropy`)."""
+    :class:`FirstSpikeCrossEntropy`). Time constants and ``duration_ms``, ``dt_ms`` (the
+    surrogate twin's grid) in ms; ``readout_scale`` in logits per threshold unit."""
+    from weakgrad import registry
+
+    if loss not in registry.YINYANG_LOSSES:
+        raise ValueError(f"loss = {loss!r}: choose one of {', '.join(registry.YINYANG_LOSSES)}.")
     spiking = loss == "first-spike"
     n_in = int(np.shape(times)[1])
     net = EventNetwork(
@@ -118,9 +123,10 @@ class AbstractSpikeTimeTask(AbstractTask):
     """Classification of encoded examples by an event-simulated LIF network
     (:class:`~weakgrad.objectives.events.EventObjective`): mini-batches of the first
     ``train_size`` training examples (a fresh permutation every epoch), validation loss and
-    accuracy on the first ``eval_size`` validation examples, test scores on the whole test
-    split, all in chunks of ``chunk`` examples. Examples whose spikes exceed the network's
-    ``max_events`` are counted (``lost_spike_examples``); their loss is NaN.
+    accuracy on the first ``eval_size`` validation examples, test scores on the first
+    ``test_size`` test examples (None: the whole test split), all in chunks of ``chunk``
+    examples. Examples whose spikes exceed the network's ``max_events`` are counted
+    (``lost_spike_examples``); their loss is NaN.
 
     Subclasses set ``noun`` (what an example is called in messages, e.g. "points") and
     ``chunk``, and implement :meth:`source` and :meth:`prediction_figures`.
@@ -137,7 +143,7 @@ class AbstractSpikeTimeTask(AbstractTask):
         self.data, self.objective, self.encoder = data, objective, encoder
         self.n_train = train_size or len(data.x_train)
         check_batch_sizes(batch_size, self.n_train, eval_size, len(data.x_val), self.noun,
-                          test_size=test_size, n_test=len(data.x_test))  # fmt: skip
+                          self.source(), test_size=test_size, n_test=len(data.x_test))  # fmt: skip
         self.x_test, self.y_test = data.x_test[:test_size], data.y_test[:test_size]
         self.batch, self.seed, self.eval_size = batch_size, seed, eval_size
         self.x_train = np.asarray(data.x_train[: self.n_train])

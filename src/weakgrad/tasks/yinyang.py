@@ -180,7 +180,8 @@ def yinyang_objective(
 class YinYangTask(AbstractSpikeTimeTask):
     """Yin-Yang on an event-simulated 5-H-3 LIF network: mini-batches of the 5,000 training
     points (a fresh permutation every epoch), validation loss and accuracy on the first
-    ``eval_size`` validation points, test scores on the 1,000 test points. Examples whose
+    ``eval_size`` validation points, test scores on the 1,000 test points (the first
+    ``test_size``, if given). Examples whose
     spikes exceed the network's ``max_events`` are counted (``lost_spike_examples``).
     ``encode``: the keyword arguments of :func:`encode_spike_times` (a
     :class:`YinYangEncoder`'s fields)."""

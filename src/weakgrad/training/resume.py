@@ -7,7 +7,8 @@ which change when the run stops, evaluates or checkpoints, never a parameter:
 
 - ``train.steps`` (more steps, or fewer but not below the checkpoint's step), except with
   ``optimizer.schedule = "cosine"``, whose learning rate at every step depends on it;
-- ``train.eval_every`` and ``train.checkpoint_every``.
+- ``train.eval_every`` and ``train.checkpoint_every``;
+- ``train.test_size``: only the final test score, computed after the last step.
 
 Everything else (task, data, model, estimator, optimiser, seed, batch size, eval size,
 keep-best, EMA) is refused, including what only changes the evaluation (``eval_size``,
@@ -28,7 +29,7 @@ from weakgrad.io import write_text
 
 __all__ = ["HISTORY", "SAFE_ON_RESUME", "append_history", "check_resume", "config_changes"]
 
-SAFE_ON_RESUME = ("train.steps", "train.eval_every", "train.checkpoint_every")
+SAFE_ON_RESUME = ("train.steps", "train.eval_every", "train.checkpoint_every", "train.test_size")
 HISTORY = "history.jsonl"
 _UNSET = "(unset)"
 
