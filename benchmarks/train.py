@@ -107,8 +107,9 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
         rows = list(csv.DictReader(f))
     secs = [float(r["seconds"]) for r in rows]
     # Steps after the first (compilation) that did not validate; with none, all after the first.
+    # A validating row has a val_loss; its accuracy may be empty (not finite).
     times = [b - a for a, b in itertools.pairwise(secs)]
-    plain = [t for t, r in zip(times, rows[1:], strict=True) if r["val_accuracy"] == ""]
+    plain = [t for t, r in zip(times, rows[1:], strict=True) if r["val_loss"] == ""]
     plain = plain or times
     per_step = sum(plain) / len(plain) if plain else secs[0]
     return {
@@ -123,19 +124,26 @@ def worker(config: str, variant: str, steps: int, extra: list[str] | None = None
         "evals_per_step": int(rows[-1]["evals"]),
         "first_loss": float(rows[0]["loss"]),
         "last_loss": float(rows[-1]["loss"]),
-        "val_accuracy": float(rows[-1]["val_accuracy"]),
+        "val_accuracy": float(rows[-1]["val_accuracy"] or "nan"),
         "test_accuracy": summary["test_accuracy"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # train.keep_best: the state at the best validation accuracy and its test accuracy
         **({"best": summary["best"]} if "best" in summary else {}),
         # estimator.eval_draws: test_accuracy is the smoothed network's; this the noise-free one's
         **{k: summary[k] for k in ("eval_draws", "noise_free_test_accuracy") if k in summary},
-        "val_curve": [[int(r["step"]) + 1, float(r["val_accuracy"])]
-                      for r in rows if r["val_accuracy"] != ""],
+        "val_curve": [[int(r["step"]) + 1, float(r["val_accuracy"] or "nan")]
+                      for r in rows if r["val_loss"] != ""],
         **({"surrogate_max_abs_diff": surrogate_max_abs_diff(cfg)}
            if variant == "surrogate" else {}),
         "run_dir": str(out),
     }  # fmt: skip
+
+
+def _write_rows(path: Path, info: dict, rows: list[dict]) -> None:
+    """The results file, replaced atomically: an interrupted benchmark keeps its rows."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -185,7 +193,6 @@ def main() -> None:
     rows = json.loads(path.read_text())["rows"] if args.append and path.exists() else []
     for c in configs:
         for v in variants:
-            rows = [r for r in rows if (r["config"], r["variant"]) != (c, v)]
             load = os.getloadavg()[0]
             n = args.autodiff_steps if v in BPTT_VARIANTS and args.autodiff_steps else steps
             cmd = [sys.executable, __file__, "--worker", c, v, str(n)]
@@ -193,11 +200,15 @@ def main() -> None:
             p = subprocess.run(
                 cmd, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")
             )
+            earlier = [r for r in rows if (r["config"], r["variant"]) == (c, v)]
             if p.returncode != 0:
                 tail = (p.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"  {c} {v}: failed ({tail})", flush=True)
-                rows.append({"config": c, "variant": v, "error": tail})
+                if not earlier:  # --append keeps an earlier good row of this pair
+                    rows.append({"config": c, "variant": v, "error": tail})
+                _write_rows(path, info, rows)
                 continue
+            rows = [r for r in rows if (r["config"], r["variant"]) != (c, v)]
             r = json.loads(p.stdout.strip().splitlines()[-1])
             r["overrides"] = args.set
             # 1-minute load average of the machine when the run started and ended (2 cores).
@@ -210,9 +221,7 @@ def main() -> None:
             if "surrogate_max_abs_diff" in r:
                 print(f"    max |surrogate - autodiff| at initialisation: "
                       f"{r['surrogate_max_abs_diff']:.3g}", flush=True)  # fmt: skip
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
-            os.replace(tmp, path)
+            _write_rows(path, info, rows)
     print("\n| config | gradient | steps | test accuracy | validation accuracy | s / step "
           "| s / epoch | evals / step | peak RSS MB |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
