@@ -721,8 +721,19 @@ class SpikeTrainTaskConfig(TaskSection):
 class _EventLifSection(TaskSection, abc.ABC):
     """What the event-simulated LIF classification tasks (yinyang, latency-mnist) share:
     an input-hidden-output network, the checks across their keys, the surrogate twin's
-    grid ``dt_ms``. Subclasses declare the keys (their defaults differ): ``tau_mem_ms``,
-    ``tau_syn_ms``, ``t_early_ms``, ``t_late_ms``, ``duration_ms``, ``dt_ms`` at least."""
+    grid ``dt_ms``, and the keys below (same defaults in both); subclasses add their own
+    (``hidden``, ``max_events`` and the initial weights' defaults differ)."""
+
+    loss: str = _field("max-voltage", _choice(registry.YINYANG_LOSSES))
+    recurrent: bool = False
+    tau_mem_ms: float = _field(20.0, _positive)
+    tau_syn_ms: float = _field(5.0, _positive)
+    duration_ms: float = _field(30.0, _positive)
+    dt_ms: float = _field(0.1, _positive)
+    t_early_ms: float = _field(2.0, _non_negative)
+    t_late_ms: float = _field(12.0, _positive)
+    readout_scale: float = _field(2.0, _positive)
+    train_size: int | None = _field(None, _positive)
 
     def _validate(self) -> None:
         _check_event_lif(self)
@@ -755,20 +766,10 @@ class YinYangTaskConfig(_EventLifSection):
 
     name: ClassVar[str] = "yinyang"
     hidden: int = _field(120, _positive)
-    loss: str = _field("max-voltage", _choice(registry.YINYANG_LOSSES))
-    recurrent: bool = False
-    tau_mem_ms: float = _field(20.0, _positive)
-    tau_syn_ms: float = _field(5.0, _positive)
-    duration_ms: float = _field(30.0, _positive)
-    dt_ms: float = _field(0.1, _positive)
     max_events: int = _field(512, _positive)
-    t_early_ms: float = _field(2.0, _non_negative)
-    t_late_ms: float = _field(12.0, _positive)
     t_bias_ms: float = _field(0.0, _non_negative)
     init_mean: float = 2.0
     init_std: float = _field(1.0, _non_negative)
-    readout_scale: float = _field(2.0, _positive)
-    train_size: int | None = _field(None, _positive)
 
     def build(self, cfg: TrainConfig) -> Any:
         from weakgrad.tasks.yinyang import YinYangTask
@@ -815,15 +816,7 @@ class LatencyMnistTaskConfig(_EventLifSection):
 
     name: ClassVar[str] = "latency-mnist"
     hidden: int = _field(100, _positive)
-    loss: str = _field("max-voltage", _choice(registry.YINYANG_LOSSES))
-    recurrent: bool = False
-    tau_mem_ms: float = _field(20.0, _positive)
-    tau_syn_ms: float = _field(5.0, _positive)
-    duration_ms: float = _field(30.0, _positive)
-    dt_ms: float = _field(0.1, _positive)
     max_events: int = _field(1024, _positive)
-    t_early_ms: float = _field(2.0, _non_negative)
-    t_late_ms: float = _field(12.0, _positive)
     pixel_threshold: float = _field(
         0.2, lambda v: None if 0 <= v <= 1 else "must be in [0, 1] (a pixel intensity, e.g. 0.2)"
     )
@@ -831,9 +824,7 @@ class LatencyMnistTaskConfig(_EventLifSection):
     init_std: float = _field(0.2, _non_negative)
     out_mean: float | None = None
     out_std: float = _field(0.4, _non_negative)
-    readout_scale: float = _field(2.0, _positive)
     data_dir: str | None = None
-    train_size: int | None = _field(None, _positive)
 
     def build(self, cfg: TrainConfig) -> Any:
         from weakgrad.tasks.latency_mnist import LatencyMnistTask

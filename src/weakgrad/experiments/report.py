@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from weakgrad.experiments.claims import Verdict
+
 __all__ = ["ExperimentRecord", "claim_rows", "write_report", "command_for"]
 
 
@@ -92,9 +94,6 @@ def _versions() -> tuple[str, str]:
     return weakgrad.__version__, jax_version
 
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "failed")
-
-
 def _summary(records: Sequence[ExperimentRecord]) -> list[str]:
     """The top of the report, one screen: verdict counts, then one row per section with each
     experiment's link and one coloured square per claim (its verdict as the tooltip)."""
@@ -102,7 +101,7 @@ def _summary(records: Sequence[ExperimentRecord]) -> list[str]:
     verdicts = [c["verdict"] for r in records for c in r.claims]
     counts = ", ".join(
         f"<span class='{_cls(v)}'>{verdicts.count(v)} {v}</span>"
-        for v in VERDICTS
+        for v in (verdict.value for verdict in Verdict)
         if verdicts.count(v)
     )
     secs = sum(r.seconds or 0.0 for r in records)
