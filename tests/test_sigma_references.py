@@ -16,10 +16,10 @@ from weakgrad.experiments import Verdict
 from weakgrad.experiments.base import RESULT_FILE
 from weakgrad.experiments.sigma_references import (
     SigmaReferencesSettings,
+    antithetic_mean,
     check_larger_sigma_vs_autodiff,
     check_larger_sigma_vs_smoothed,
     sigma_cells,
-    smoothed_gradient,
     summarize,
 )
 
@@ -41,6 +41,13 @@ def _batched_grad(f):
 def _pairs(p, d, seed=0):
     eps = jax.random.normal(jax.random.key(seed), (p, d), jnp.float64)
     return eps, jax.random.split(jax.random.key(seed + 1), p)
+
+
+def smoothed_gradient(grad, offsets, keys):
+    """The smoothed-loss gradient and its standard error from gradients at +-offsets (the
+    experiment's layout: every + then every -, a pair sharing its key) by antithetic_mean."""
+    both, keys2 = jnp.concatenate([offsets, -offsets]), jnp.concatenate([keys, keys])
+    return antithetic_mean(np.asarray(grad(both, keys2), np.float64))
 
 
 @jax.enable_x64(True)

@@ -62,7 +62,7 @@ __all__ = [
     "SigmaReferencesSettings",
     "SigmaReferencesResult",
     "SigmaReferences",
-    "smoothed_gradient",
+    "antithetic_mean",
     "summarize",
     "sigma_cells",
     "check_larger_sigma_vs_autodiff",
@@ -87,7 +87,8 @@ ROW_COLUMNS = (
     "cosine",
 )  # fmt: skip
 REFERENCE_COLUMNS = (
-    "readout", "noise", "trials", "sigma", "draws", "autodiff_se", "smoothed_se", "expected_se",
+    "readout", "noise", "trials", "sigma", "smoothed_pairs", "expected_draws", "autodiff_se",
+    "smoothed_se", "expected_se",
     "smoothed_vs_autodiff", "smoothed_vs_autodiff_cosine", "autodiff_vs_expected",
     "autodiff_norm", "smoothed_norm", "expected_norm",
 )  # fmt: skip
@@ -185,28 +186,6 @@ class SigmaReferencesSettings(ExperimentSettings):
 
 
 # --- numerics ------------------------------------------------------------------------------
-
-
-def smoothed_gradient(
-    grad: Callable[[Any, Any], Any], offsets: Any, keys: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """The gradient of the Gaussian-smoothed loss from antithetic pairs, and its
-    Monte-Carlo standard error per coordinate.
-
-    Args:
-        grad: ``(offsets (n, ...), keys (n,)) -> (n, d)`` gradients of the loss at
-            ``theta + offset`` for noise ``key`` (batched).
-        offsets: ``(P, ...)``: ``sigma * eps`` for ``P`` pairs (zero: the point).
-        keys: ``(P,)`` noise keys, one per pair (both signs share it).
-
-    Returns:
-        ``(mean, se)``, each ``(d,)``: the mean of the pairs' means ``(g(+) + g(-)) / 2``
-        and its standard error (0 for one pair).
-    """
-    import jax.numpy as jnp
-
-    both = jnp.concatenate([offsets, -offsets])
-    return antithetic_mean(np.asarray(grad(both, jnp.concatenate([keys, keys])), np.float64))
 
 
 def antithetic_mean(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -386,7 +365,8 @@ def _condition_rows(
     for (k, sigma), acc in sorted(ref_acc.items()):
         row: dict[str, Any] = {
             "readout": readout, "noise": noise, "trials": k, "sigma": sigma,
-            "draws": s.reference_draws, "autodiff_se": 0.0,
+            # autodiff at the point is exact; the expected loss's draws: 1 without noise
+            "smoothed_pairs": pairs, "expected_draws": draws, "autodiff_se": 0.0,
             "expected_se": _relative_se(expected_se, expected),
             "expected_norm": float(np.linalg.norm(expected)),
         }  # fmt: skip
