@@ -9,6 +9,12 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import NamedTuple
 from unittest import mock
 
+# How the suite compiles (tests/conftest.py), also given to the subprocesses tests start:
+# XLA's backend optimisation passes off (about 4x faster to compile) and the CPU's older
+# loop emitters instead of its MLIR fusion emitters (another ~40% less compile time). Same
+# arithmetic up to float rounding: tests compare with tolerances or with runs compiled alike.
+SUITE_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+
 
 class CliRun(NamedTuple):
     """What a subprocess would give: unpacks as ``(returncode, stdout, stderr)``."""

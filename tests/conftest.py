@@ -1,14 +1,12 @@
 import os
 
+from cli_helpers import SUITE_XLA_FLAGS
+
 # Tests run on the CPU with one device unless a test asks for more (in a subprocess).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Most of a test's time is XLA compiling small programs once: compile them with the
-# backend's optimisation passes off (about 4x faster to compile; the same arithmetic up to
-# float rounding, and the tests compare with tolerances or with runs compiled alike).
-# Subprocess tests that set XLA_FLAGS themselves keep their own.
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-).strip()
+# Most of a test's time is XLA compiling small programs once: compile them cheaply
+# (SUITE_XLA_FLAGS says how). Subprocess tests that set XLA_FLAGS pass the same flags.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
 
 import jax  # noqa: E402
 

@@ -20,6 +20,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from cli_helpers import SUITE_XLA_FLAGS
 
 from weakgrad.distributed import ClusterSettings, cluster_settings
 from weakgrad.errors import ConfigError
@@ -102,9 +103,9 @@ def _free_port() -> int:
 
 def _start(tmp, nproc: int, devices: int, *extra: str) -> list:
     """Start ``nproc`` processes of SCRIPT with ``devices`` CPU devices each."""
-    # Compiled with XLA's backend passes off, as the suite does (tests/conftest.py): both
-    # runs are compiled alike, so they still agree bit for bit.
-    flags = f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0"
+    # Compiled as the suite compiles: both runs are compiled alike, so they still agree bit
+    # for bit.
+    flags = f"--xla_force_host_platform_device_count={devices} {SUITE_XLA_FLAGS}"
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1", XLA_FLAGS=flags)
     for k in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri"):
         env.pop(k, None)

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import SUITE_XLA_FLAGS, run_cli
 
 from weakgrad.config import ConfigError, load_config
 from weakgrad.sim.network import SimulationError
@@ -305,8 +305,8 @@ main()
 
 def test_a_second_train_into_a_running_folder_exits_2(tmp_path):
     out = tmp_path / "run"
-    # The suite's compile flags (tests/conftest.py), not a device count the CLI would keep.
-    env = dict(os.environ, XLA_FLAGS="--xla_backend_optimization_level=0")
+    # The suite's compile flags, not a device count the CLI would keep.
+    env = dict(os.environ, XLA_FLAGS=SUITE_XLA_FLAGS)
     train_args = ["train", *(f"--set={s}" for s in LIN)]
     first = subprocess.Popen(
         [sys.executable, "-m", "weakgrad.cli", *train_args, "--set=train.steps=1000000",

@@ -12,6 +12,7 @@ import textwrap
 
 import jax
 import numpy as np
+from cli_helpers import SUITE_XLA_FLAGS
 
 SCRIPT = textwrap.dedent(
     """
@@ -53,11 +54,8 @@ def _start(devices: int) -> subprocess.Popen:
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_ENABLE_X64"] = "1"  # float64: differences would be real, not rounding
-    # Backend passes off, as the suite compiles (tests/conftest.py; ~4x faster to compile):
-    # both processes are compiled alike.
-    env["XLA_FLAGS"] = (
-        f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0"
-    )
+    # Compiled as the suite compiles: both processes are compiled alike.
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {SUITE_XLA_FLAGS}"
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
