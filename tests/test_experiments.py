@@ -22,7 +22,7 @@ from weakgrad.experiments import (
     all_experiments,
     reproduce,
 )
-from weakgrad.experiments.base import RESULT_FILE
+from weakgrad.experiments.base import RESULT_FILE, AbstractResumableExperiment
 from weakgrad.experiments.smoothing import ScoreVsQuadratureExperiment
 
 # --- every experiment at a tiny size ------------------------------------------------------
@@ -483,6 +483,53 @@ def test_runner_reruns_an_interrupted_experiment(tmp_path):
     record = reproduce(tmp_path, preset="tiny", experiments=[ok]).records[0]
     assert record.status == "ran" and record.claims[0]["verdict"] == "partly"
     assert ok.runs == 3
+
+
+class _Resumable(AbstractResumableExperiment):
+    """Three units of work, each kept in the scratch folder; ``fail_at`` raises before one."""
+
+    name = "resumable"
+    title = "An experiment kept in progress"
+    section = "Test Section"
+    claims = (Claim("resumable-claim", "Test Section", "It resumes.", "nothing", _always),)
+
+    def __init__(self):
+        self.done: list[int] = []
+        self.fail_at: int | None = None
+
+    quick, full, tiny = _Counting.quick, _Counting.full, _Counting.tiny
+
+    def run_resumable(self, settings, scratch, *, progress=None):
+        kept = scratch / "units.txt"
+        units = kept.read_text().split() if kept.exists() else []
+        for u in range(len(units), 3):
+            if u == self.fail_at:
+                raise RuntimeError("killed")
+            units.append(str(u))
+            kept.write_text(" ".join(units))
+            self.done.append(u)
+        return _Result(self, settings, {"size": settings.size})
+
+
+def test_runner_continues_an_experiment_stopped_midway(tmp_path):
+    exp = _Resumable()
+    exp.fail_at = 2
+    assert reproduce(tmp_path, preset="tiny", experiments=[exp]).records[0].status == "failed"
+    partial = tmp_path / "resumable" / "partial"
+    assert exp.done == [0, 1] and (partial / "units.txt").read_text() == "0 1"
+    exp.fail_at = None
+    assert reproduce(tmp_path, preset="tiny", experiments=[exp]).records[0].status == "ran"
+    assert exp.done == [0, 1, 2] and not partial.exists()  # unit 2 only; then cleared
+    # Work kept at other settings is not continued.
+    exp.fail_at = 1
+    reproduce(tmp_path, preset="quick", experiments=[exp])
+    exp.fail_at, exp.done = None, []
+    reproduce(tmp_path, preset="full", experiments=[exp])
+    assert exp.done == [0, 1, 2] and not partial.exists()
+    # run() keeps its work in a temporary folder.
+    exp.done = []
+    exp.run(exp.tiny())
+    assert exp.done == [0, 1, 2]
 
 
 def test_runner_refuses_unknown_names_and_nothing_to_resume(tmp_path):

@@ -253,7 +253,7 @@ def test_shipped_regression_configs(name, duration, dt, exp):
 # --- a tiny run through the training loop -------------------------------------------------
 
 
-def test_tiny_ann_run_saves_the_loops_curve(tmp_path):
+def test_tiny_ann_run_saves_the_loops_curve_and_continues_after_a_kill(tmp_path):
     from weakgrad.tasks.mnist import load_mnist
 
     exp = AnnTraining()
@@ -277,3 +277,23 @@ def test_tiny_ann_run_saves_the_loops_curve(tmp_path):
         "name": "regression", "samples": 4, "sigma": 0.01, "alternate": True, "antithetic": False,
     }  # fmt: skip
     assert (tmp_path / "ann_training.png").stat().st_size > 1000
+
+    # Killed after 3 of 4 regression steps (its checkpoint is at 2), then run again: it
+    # trains steps 3-4 of regression and all of autodiff, and ends with the same curves.
+    class Killed(Exception):
+        pass
+
+    def kill_at_3(done):
+        if done == 3:
+            raise Killed
+
+    scratch = tmp_path / "partial"
+    with pytest.raises(Killed):
+        exp.run_resumable(s, scratch, progress=kill_at_3)
+    done = []
+    again = exp.run_resumable(s, scratch, progress=done.append)
+    assert done == [3, 4, 1, 2, 3, 4]
+    for name in ("regression", "autodiff"):
+        a, b = again.data["runs"][name], result.data["runs"][name]
+        for k in ("loss", "eval_step", "val_accuracy", "test_accuracy"):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name} {k}")

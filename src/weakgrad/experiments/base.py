@@ -24,6 +24,7 @@ __all__ = [
     "ExperimentSettings",
     "ExperimentResult",
     "AbstractExperiment",
+    "AbstractResumableExperiment",
     "RESULT_FILE",
     "claims_key",
     "all_experiments",
@@ -155,6 +156,44 @@ class AbstractExperiment(abc.ABC):
         self, settings: ExperimentSettings, *, progress: Callable[[int], None] | None = None
     ) -> ExperimentResult:
         """Compute the experiment at ``settings``."""
+
+    def run_resumable(
+        self,
+        settings: ExperimentSettings,
+        scratch: Path,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> ExperimentResult:
+        """:meth:`run`, keeping work in progress in ``scratch`` (a folder that outlives the
+        process) so that a rerun at the same settings after a kill continues it. ``weakgrad
+        reproduce`` passes ``DIR/<name>/partial/``, empties it when the settings differ and
+        removes it once the experiment is saved. This default keeps nothing: an experiment
+        whose work is short computes afresh (:class:`AbstractResumableExperiment` keeps)."""
+        return self.run(settings, progress=progress)
+
+
+class AbstractResumableExperiment(AbstractExperiment):
+    """An experiment long enough to continue after a kill (the training curves): it
+    implements :meth:`run_resumable`; :meth:`run` is that in a temporary folder."""
+
+    def run(
+        self, settings: ExperimentSettings, *, progress: Callable[[int], None] | None = None
+    ) -> ExperimentResult:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"wg_{self.name}_") as d:
+            return self.run_resumable(settings, Path(d), progress=progress)
+
+    @abc.abstractmethod
+    def run_resumable(
+        self,
+        settings: ExperimentSettings,
+        scratch: Path,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> ExperimentResult:
+        """Compute the experiment with its work in progress in ``scratch`` (continued from
+        there when an earlier run at the same settings was killed)."""
 
 
 def all_experiments() -> list[AbstractExperiment]:

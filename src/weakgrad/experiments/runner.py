@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ PRESETS = ("quick", "full", "tiny")
 # What the last run in DIR was asked for (preset, names): what --resume continues.
 RUN_FILE = "reproduce.json"
 ERROR_FILE = "error.txt"
+# An experiment's work in progress (AbstractExperiment.run_resumable), removed once saved.
+PARTIAL = "partial"
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def _run_one(exp: AbstractExperiment, settings, folder: Path) -> ExperimentRecor
         return _record(exp, settings_dict, "cached", saved, saved.get("seconds"))
     start = time.perf_counter()
     try:
-        result = exp.run(settings)
+        result = exp.run_resumable(settings, _scratch(folder, exp, settings_dict))
         seconds = time.perf_counter() - start
         saved = result.save(folder, seconds=seconds)
     except Exception as e:  # one experiment's failure is recorded; the others still run
@@ -154,7 +157,25 @@ def _run_one(exp: AbstractExperiment, settings, folder: Path) -> ExperimentRecor
         write_text(folder / ERROR_FILE, "".join(traceback.format_exception(e)))
         return _record(exp, settings_dict, "failed", None, seconds, error)
     (folder / ERROR_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder / PARTIAL, ignore_errors=True)
     return _record(exp, settings_dict, "ran", saved, seconds)
+
+
+def _scratch(folder: Path, exp: AbstractExperiment, settings: dict[str, Any]) -> Path:
+    """``folder/partial/``: the work in progress of ``exp`` at ``settings``, kept from a
+    killed run at the same settings (its ``settings.json`` says which), emptied otherwise."""
+    from weakgrad.io import write_json
+
+    partial = folder / PARTIAL
+    stamp = {"experiment": exp.name, "settings": settings}
+    try:
+        same = json.loads((partial / "settings.json").read_text()) == stamp
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(partial, ignore_errors=True)
+        write_json(partial / "settings.json", stamp)
+    return partial
 
 
 def reproduce(
@@ -176,7 +197,9 @@ def reproduce(
     (``manifest.json`` matching its files) at the same settings is not rerun. An
     experiment that raises is recorded as ``failed`` with its error line (traceback in
     ``out/<name>/error.txt``) and the others still run.
-    The report is rewritten after every experiment, so a killed run leaves a readable one.
+    The report is rewritten after every experiment, so a killed run leaves a readable one;
+    a training experiment killed midway continues from its last evaluation's checkpoint
+    (kept in ``out/<name>/partial/`` until it is saved) when run again at the same settings.
     ``resume=True`` continues the last run in ``out`` with its preset and names (from
     ``out/reproduce.json``). ``progress(i, n, record)`` is called after each experiment.
     ``out`` is locked for the run (:func:`weakgrad.io.folder_lock`)."""

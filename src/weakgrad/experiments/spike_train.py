@@ -51,7 +51,6 @@ x0.99 (comparison: reproduced).
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ import numpy as np
 from weakgrad.errors import ConfigError
 from weakgrad.experiments.base import (
     AbstractExperiment,
+    AbstractResumableExperiment,
     ExperimentResult,
     ExperimentSettings,
     positive_float,
@@ -190,7 +190,8 @@ def spike_train_config(s: SpikeTrainSettings, method: str) -> Any:
         lr = s.surrogate_learning_rate
     else:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    train = {"steps": s.steps, "eval_every": s.eval_every, "checkpoint_every": s.steps,
+    # A killed `weakgrad reproduce` continues from the last evaluation (run_resumable).
+    train = {"steps": s.steps, "eval_every": s.eval_every, "checkpoint_every": s.eval_every,
              "seed": s.seed}  # fmt: skip
     return config_from_dict(
         {"task": task, "estimator": est, "optimizer": {"name": "adam", "learning_rate": lr},
@@ -211,23 +212,19 @@ def _readout(task: Any, params: Any, key: Any) -> tuple[float, np.ndarray]:
 
 
 def train_run(
-    s: SpikeTrainSettings, method: str, *, progress: Callable[[int], None] | None = None
+    s: SpikeTrainSettings,
+    method: str,
+    folder: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train one method into a temporary folder; what the claims and figures read: the loss
-    per step, the validation loss (van Rossum of the noise-free network) at each
-    evaluation, before and after: distance, per-cell counts and trains."""
-    from weakgrad.training import train
+    """Train one method into ``folder`` (continued from its checkpoint when an earlier run
+    there was killed); what the claims and figures read: the loss per step, the validation
+    loss (van Rossum of the noise-free network) at each evaluation, before and after:
+    distance, per-cell counts and trains."""
+    from weakgrad.experiments.training import train_rows
 
-    cfg = spike_train_config(s, method)
-    rows: list[dict[str, Any]] = []
-
-    def record(step: int, row: dict) -> None:
-        rows.append(dict(row))
-        if progress is not None:
-            progress(step + 1)
-
-    with tempfile.TemporaryDirectory(prefix="wg_spike_train_exp_") as d:
-        result = train(cfg, Path(d) / "run", progress=record)
+    result, rows = train_rows(spike_train_config(s, method), folder, progress=progress)
     task, key = result.task, result.key
     vr0, out0 = _readout(task, task.initial_params(), key)
     vr1, out1 = _readout(task, result.params, key)
@@ -428,7 +425,7 @@ class _SpikeTrainResult(ExperimentResult):
         return fig
 
 
-class SpikeTrainReplication(AbstractExperiment):
+class SpikeTrainReplication(AbstractResumableExperiment):
     """Spike-train replication by regression (S = 900, alternating layers), node
     perturbation and the surrogate gradient on the same HH network and step budget."""
 
@@ -457,15 +454,19 @@ class SpikeTrainReplication(AbstractExperiment):
             steps=2, eval_every=1, size="tiny: 2 x 3 x 3 x 2, S = 9, 2 steps, 10 ms",
         )  # fmt: skip
 
-    def run(
-        self, settings: SpikeTrainSettings, *, progress: Callable[[int], None] | None = None
+    def run_resumable(
+        self,
+        settings: SpikeTrainSettings,
+        scratch: Path,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> _SpikeTrainResult:
         s = settings
         runs: dict[str, dict[str, Any]] = {}
         trains: dict[str, np.ndarray] = {}
         for i, m in enumerate(METHODS):
             tick = None if progress is None else (lambda k, i=i: progress(i * s.steps + k))
-            run = train_run(s, m, progress=tick)
+            run = train_run(s, m, scratch / m, progress=tick)
             trains["target"] = run.pop("target")
             trains[f"{m}_initial"] = run.pop("trains_initial")
             trains[f"{m}_final"] = run.pop("trains_final")

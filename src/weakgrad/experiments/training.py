@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 from weakgrad.errors import ConfigError
 from weakgrad.experiments.base import (
     AbstractExperiment,
+    AbstractResumableExperiment,
     ExperimentResult,
     ExperimentSettings,
     positive_float,
@@ -188,7 +188,8 @@ def _common(s: _MnistTrainingSettings) -> dict[str, Any]:
         "batch_size": s.batch_size,
         "eval_every": s.eval_every,
         "eval_size": s.eval_size,
-        "checkpoint_every": s.steps,
+        # A killed `weakgrad reproduce` continues from the last evaluation (run_resumable).
+        "checkpoint_every": s.eval_every,
         "seed": s.seed,
     }
     return {"train": train}
@@ -275,30 +276,37 @@ class TrainingCurve:
 CURVE_HEADER = ["batches_done", "batch_loss", "val_loss", "val_accuracy"]
 
 
-def train_curve(cfg: Any, *, progress: Callable[[int], None] | None = None) -> TrainingCurve:
-    """Train ``cfg`` with :func:`weakgrad.training.train` into a temporary folder (the
-    experiment saves its own files) and return the curve."""
+def train_rows(
+    cfg: Any, folder: Path, *, progress: Callable[[int], None] | None = None
+) -> tuple[Any, list[dict[str, str]]]:
+    """Train ``cfg`` with :func:`weakgrad.training.train` into ``folder``, continuing from
+    its checkpoint when an earlier run there was killed; the result and every row of its
+    ``metrics.csv`` (the steps before a resume included). ``progress(steps_done)``."""
     from weakgrad.training import train
+    from weakgrad.training.checkpoint import MetricsLog
 
-    rows: list[dict[str, Any]] = []
+    tick = None if progress is None else (lambda step, row: progress(step + 1))
+    # config.json is written first: a folder without one holds no run to continue.
+    result = train(cfg, folder, resume=(folder / "config.json").exists(), progress=tick)
+    return result, MetricsLog.read(folder / "metrics.csv")
 
-    def record(step: int, row: dict) -> None:
-        rows.append(dict(row))
-        if progress is not None:
-            progress(step + 1)
 
-    with tempfile.TemporaryDirectory(prefix="wg_training_exp_") as d:
-        result = train(cfg, Path(d) / "run", progress=record)
+def train_curve(
+    cfg: Any, folder: Path, *, progress: Callable[[int], None] | None = None
+) -> TrainingCurve:
+    """:func:`train_rows` as a curve."""
+    result, rows = train_rows(cfg, folder, progress=progress)
     ev = [r for r in rows if r["val_loss"] != ""]
     y_val = np.asarray(result.task.y_val)
     chance = float(np.bincount(y_val, minlength=10).max() / len(y_val))
     return TrainingCurve(
-        step=np.asarray([r["step"] for r in rows], np.int64),
-        loss=np.asarray([r["loss"] for r in rows], np.float64),
-        eval_step=np.asarray([r["step"] + 1 for r in ev], np.int64),
-        val_loss=np.asarray([r["val_loss"] for r in ev], np.float64),
+        step=np.asarray([int(r["step"]) for r in rows], np.int64),
+        loss=np.asarray([float(r["loss"]) for r in rows], np.float64),
+        eval_step=np.asarray([int(r["step"]) + 1 for r in ev], np.int64),
+        val_loss=np.asarray([float(r["val_loss"]) for r in ev], np.float64),
         val_accuracy=np.asarray(
-            [np.nan if r["val_accuracy"] == "" else r["val_accuracy"] for r in ev], np.float64
+            [np.nan if r["val_accuracy"] == "" else float(r["val_accuracy"]) for r in ev],
+            np.float64,
         ),
         test_accuracy=float(result["test_accuracy"]),
         seconds=float(result["seconds"]),
@@ -631,7 +639,7 @@ class _HhResult(_TrainingResult):
         return {"hh_training": self._draw([s.steps], title, legend)}
 
 
-class AnnTraining(AbstractExperiment):
+class AnnTraining(AbstractResumableExperiment):
     """The sigmoid ANN on MNIST by regression sampling and by autodiff, overlaid after 50
     and 500 batches of 10 digits. Full: 109 s measured on 2 shared cores (quick: 68 s)."""
 
@@ -653,23 +661,28 @@ class AnnTraining(AbstractExperiment):
         return AnnSettings(steps=4, marks=(2, 4), eval_every=2, samples=4, eval_size=20,
                            train_size=40, size="tiny: test size")  # fmt: skip
 
-    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _AnnResult:
+    def run_resumable(
+        self, settings, scratch: Path, *, progress: Callable[[int], None] | None = None
+    ) -> _AnnResult:
         s = settings
-        curves = {e: train_curve(ann_config(s, e), progress=progress)
+        curves = {e: train_curve(ann_config(s, e), scratch / e, progress=progress)
                   for e in ("regression", "autodiff")}  # fmt: skip
         data = {"runs": {k: c.as_data() for k, c in curves.items()}, "marks": list(s.marks),
                 "size": s.size}  # fmt: skip
         return _AnnResult(self, s, data, curves)
 
 
-def _run_hh(exp: AbstractExperiment, s: HhSettings, progress) -> _HhResult:
-    curves = {_label(d): train_curve(hh_config(s, d, dt), progress=progress) for d, dt in s.runs}
+def _run_hh(exp: AbstractExperiment, s: HhSettings, scratch: Path, progress) -> _HhResult:
+    curves = {
+        _label(d): train_curve(hh_config(s, d, dt), scratch / _label(d), progress=progress)
+        for d, dt in s.runs
+    }
     data = {"runs": {k: c.as_data() for k, c in curves.items()}, "order": list(curves),
             "size": s.size, "loss_batches": s.loss_batches}  # fmt: skip
     return _HhResult(exp, s, data, curves)
 
 
-class HhShortTraining(AbstractExperiment):
+class HhShortTraining(AbstractResumableExperiment):
     """The HH network over 10 ms trained by regression sampling (batch 10, S = 100,
     alternating): the loss curve and the validation accuracy per epoch of 2,000 digits.
     Full: 10 ms at the study's dt 0.01 ms (1,000 steps), 1,000 batches (5 epochs): about
@@ -696,11 +709,13 @@ class HhShortTraining(AbstractExperiment):
                           batch_size=2, eval_size=10, train_size=20,
                           size="tiny: test size")  # fmt: skip
 
-    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _HhResult:
-        return _run_hh(self, settings, progress)
+    def run_resumable(
+        self, settings, scratch: Path, *, progress: Callable[[int], None] | None = None
+    ) -> _HhResult:
+        return _run_hh(self, settings, scratch, progress)
 
 
-class HhLongTraining(AbstractExperiment):
+class HhLongTraining(AbstractResumableExperiment):
     """The HH network over 100 ms (dt 0.1 ms) and 50 ms (dt 0.05 ms) trained by regression
     sampling: validation accuracy per epoch. Full: 1,000 batches each at 1,000 steps per
     run: about 90 minutes on 2 cores (estimated as for the 10 ms experiment); quick: 107 s
@@ -727,5 +742,7 @@ class HhLongTraining(AbstractExperiment):
                           batch_size=2, eval_size=10, train_size=20,
                           size="tiny: test size")  # fmt: skip
 
-    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _HhResult:
-        return _run_hh(self, settings, progress)
+    def run_resumable(
+        self, settings, scratch: Path, *, progress: Callable[[int], None] | None = None
+    ) -> _HhResult:
+        return _run_hh(self, settings, scratch, progress)
