@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from weakgrad.config import ConfigError, config_from_dict, load_config
+from weakgrad.tasks.base import batch_indices
 from weakgrad.tasks.yinyang import (
+    YinYangEncoder,
     YinYangTask,
     encode_spike_times,
     yinyang_class,
@@ -89,6 +91,15 @@ def test_task_from_config_trains_with_eventprop(tmp_path):
     loss, acc = task.validate(params, jax.random.key(0))
     assert np.isfinite(loss) and 0 <= acc <= 1
     assert config_from_dict(cfg.to_dict()) == cfg
+    # The config's spike times reach the task's encoder and its batches.
+    timed = load_config(None, [*SMALL, "task.t_early_ms=1.0", "task.t_late_ms=9.0",
+                               "task.t_bias_ms=0.5"])  # fmt: skip
+    t2 = timed.task.build(timed)
+    assert t2.encoder == YinYangEncoder(t_early=1.0, t_late=9.0, t_bias=0.5)
+    idx = batch_indices(7, 40, 4, 0)
+    np.testing.assert_allclose(
+        t2.objective_at(7).inputs, t2.encoder(t2.x_train[idx]).astype(np.float32)
+    )
     over = [*SMALL, 'estimator={name="eventprop"}', "train.steps=3", "train.eval_every=3"]
     summary = train(load_config(None, over), tmp_path / "run")
     assert summary["steps"] == 3 and 0 <= summary["test_accuracy"] <= 1

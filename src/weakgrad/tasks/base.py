@@ -11,9 +11,10 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import numpy as np
 from jax import Array
 
-__all__ = ["AbstractTask", "check_batch_sizes"]
+__all__ = ["AbstractTask", "batch_indices", "check_batch_sizes"]
 
 
 def check_batch_sizes(
@@ -72,3 +73,11 @@ class AbstractTask(abc.ABC):
         """Figures of ``params`` by file name (``{"raster.png": fig}``); none by default."""
         del params, key
         return {}
+
+
+def batch_indices(step: int, n: int, batch: int, seed: int) -> np.ndarray:
+    """The batch of ``step``: a fresh permutation of the training set every epoch."""
+    per_epoch = max(n // batch, 1)
+    epoch, i = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return perm[i * batch : (i + 1) * batch]

@@ -29,11 +29,13 @@ import numpy as np
 from jax import Array
 
 from weakgrad.objectives.events import EventObjective
-from weakgrad.tasks.mnist import MnistSplits, load_mnist
+from weakgrad.tasks.mnist import load_mnist
 from weakgrad.tasks.spike_time_task import (
     AbstractSpikeEncoder,
     AbstractSpikeTimeTask,
+    event_lif_options,
     lif_classifier_objective,
+    spike_time_task_options,
 )
 
 if TYPE_CHECKING:
@@ -124,40 +126,24 @@ class LatencyMnistTask(AbstractSpikeTimeTask):
     the training digits (a fresh permutation every epoch), validation on the first
     ``eval_size`` validation digits, test scores on the test split (the built-in digits'
     1,000, or the 10,000 of the ``t10k`` IDX files; the first ``test_size``, if given), in
-    chunks of 200 digits."""
+    chunks of 200 digits, with the spike times of ``encoder`` (a :class:`LatencyEncoder`)."""
 
     noun: ClassVar[str] = "digits"
     chunk: ClassVar[int] = 200
-
-    def __init__(
-        self, data: MnistSplits, objective: EventObjective, encoder: LatencyEncoder, *,
-        batch_size: int, eval_size: int, seed: int = 0, train_size: int | None = None,
-        test_size: int | None = None,
-    ):  # fmt: skip
-        super().__init__(
-            data, objective, encoder, batch_size=batch_size, eval_size=eval_size, seed=seed,
-            train_size=train_size, test_size=test_size,
-        )  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> LatencyMnistTask:
         t, tr = cfg.task, cfg.train
         data = load_mnist(t.data_dir, seed=tr.seed)
-        n = t.train_size or len(data.x_train)
-        batch = min(tr.batch_size, n)  # too large: the constructor says so
+        batch = min(tr.batch_size, t.train_size or len(data.x_train))  # too large: refused
         encoder = LatencyEncoder(
             t_early=t.t_early_ms, t_late=t.t_late_ms, threshold=t.pixel_threshold
         )
         objective = latency_mnist_objective(
-            data.x_train[:batch], data.y_train[:batch], hidden=t.hidden,
-            key=jax.random.key(tr.seed), encoder=encoder, loss=t.loss, recurrent=t.recurrent,
-            tau_mem=t.tau_mem_ms, tau_syn=t.tau_syn_ms, duration_ms=t.duration_ms,
-            dt_ms=t.dt_ms, max_events=t.max_events, init_mean=t.init_mean,
-            init_std=t.init_std, out_std=t.out_std, out_mean=t.out_mean,
-            readout_scale=t.readout_scale,
+            data.x_train[:batch], data.y_train[:batch], key=jax.random.key(tr.seed),
+            encoder=encoder, out_std=t.out_std, out_mean=t.out_mean, **event_lif_options(t),
         )  # fmt: skip
-        return cls(data, objective, encoder, batch_size=tr.batch_size, eval_size=tr.eval_size,
-                   seed=tr.seed, train_size=t.train_size, test_size=tr.test_size)  # fmt: skip
+        return cls(data, objective, encoder, **spike_time_task_options(cfg))
 
     def source(self) -> str:
         return f"{self.data.source} (latency-coded)"

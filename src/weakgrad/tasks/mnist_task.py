@@ -13,21 +13,13 @@ from jax import Array
 
 from weakgrad.estimators.node_perturbation import noisy_readouts
 from weakgrad.objectives.losses import accuracy
-from weakgrad.tasks.base import AbstractTask, check_batch_sizes
+from weakgrad.tasks.base import AbstractTask, batch_indices, check_batch_sizes
 from weakgrad.tasks.mnist import MnistSplits, load_mnist, mnist_objective, shift_digits
 
 if TYPE_CHECKING:
     from weakgrad.config import TrainConfig
 
-__all__ = ["MnistTask", "batch_indices"]
-
-
-def batch_indices(step: int, n: int, batch: int, seed: int) -> np.ndarray:
-    """The batch of ``step``: a fresh permutation of the training set every epoch."""
-    per_epoch = max(n // batch, 1)
-    epoch, i = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return perm[i * batch : (i + 1) * batch]
+__all__ = ["MnistTask"]
 
 
 # Module-level jitted functions (the objective, noise and sizes are arguments), so a second

@@ -31,13 +31,15 @@ from weakgrad.objectives.events import (
 )
 from weakgrad.objectives.losses import SoftmaxCrossEntropy, accuracy
 from weakgrad.sim.event_lif import EventNetwork
-from weakgrad.tasks.base import AbstractTask, check_batch_sizes
+from weakgrad.tasks.base import AbstractTask, batch_indices, check_batch_sizes
 
 __all__ = [
     "AbstractSpikeEncoder",
     "AbstractSpikeTimeTask",
     "SpikeTimeSplits",
+    "event_lif_options",
     "lif_classifier_objective",
+    "spike_time_task_options",
 ]
 
 
@@ -104,6 +106,24 @@ def lif_classifier_objective(
     )  # fmt: skip
 
 
+def event_lif_options(t: Any) -> dict[str, Any]:
+    """What an event-LIF ``[task]`` section (``yinyang``, ``latency-mnist``) sets of
+    :func:`lif_classifier_objective`'s keywords, by the objective's names (ms dropped)."""
+    return {
+        "hidden": t.hidden, "loss": t.loss, "recurrent": t.recurrent, "tau_mem": t.tau_mem_ms,
+        "tau_syn": t.tau_syn_ms, "duration_ms": t.duration_ms, "dt_ms": t.dt_ms,
+        "max_events": t.max_events, "init_mean": t.init_mean, "init_std": t.init_std,
+        "readout_scale": t.readout_scale,
+    }  # fmt: skip
+
+
+def spike_time_task_options(cfg: Any) -> dict[str, Any]:
+    """:class:`AbstractSpikeTimeTask`'s keywords from a training config."""
+    t, tr = cfg.task, cfg.train
+    return {"batch_size": tr.batch_size, "eval_size": tr.eval_size, "seed": tr.seed,
+            "train_size": t.train_size, "test_size": tr.test_size}  # fmt: skip
+
+
 @eqx.filter_jit
 def _metrics(obj: EventObjective, params: Any) -> tuple[Array, Array, Array, Array]:
     """(mean loss, accuracy, lost-spike examples, predicted classes) of one chunk."""
@@ -165,8 +185,6 @@ class AbstractSpikeTimeTask(AbstractTask):
         return self.objective.params()
 
     def objective_at(self, step: int) -> EventObjective:
-        from weakgrad.tasks.mnist_task import batch_indices
-
         idx = batch_indices(step, self.n_train, self.batch, self.seed)
         return self.objective.with_batch(
             self.encode(self.x_train[idx]), jnp.asarray(self.y_train[idx])

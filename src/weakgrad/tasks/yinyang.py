@@ -33,7 +33,9 @@ from weakgrad.objectives.events import EventObjective
 from weakgrad.tasks.spike_time_task import (
     AbstractSpikeEncoder,
     AbstractSpikeTimeTask,
+    event_lif_options,
     lif_classifier_objective,
+    spike_time_task_options,
 )
 
 if TYPE_CHECKING:
@@ -149,12 +151,11 @@ class YinYangEncoder(AbstractSpikeEncoder):
 
 
 def yinyang_objective(
-    x: np.ndarray, y: np.ndarray, *, hidden: int, key: Array, loss: str = "max-voltage",
-    recurrent: bool = False, tau_mem: float = 20.0, tau_syn: float = 5.0,
-    duration_ms: float = 30.0, dt_ms: float = 0.1, max_events: int = 512,
-    t_early: float = 2.0, t_late: float = 12.0, t_bias: float = 0.0,
-    init_mean: float = 2.0, init_std: float = 1.0, readout_scale: float = 2.0,
-    dtype: Any = jnp.float32,
+    x: np.ndarray, y: np.ndarray, *, hidden: int, key: Array,
+    encoder: YinYangEncoder | None = None, loss: str = "max-voltage", recurrent: bool = False,
+    tau_mem: float = 20.0, tau_syn: float = 5.0, duration_ms: float = 30.0, dt_ms: float = 0.1,
+    max_events: int = 512, init_mean: float = 2.0, init_std: float = 1.0,
+    readout_scale: float = 2.0, dtype: Any = jnp.float32,
 ) -> EventObjective:  # fmt: skip
     """The 5-``hidden``-3 LIF network on encoded Yin-Yang points
     (:func:`~weakgrad.tasks.spike_time_task.lif_classifier_objective`). Hidden weights
@@ -164,10 +165,11 @@ def yinyang_objective(
     sqrt(hidden)`` for the first-spike loss (outputs that fire at all carry a time gradient).
     ``loss``: ``max-voltage`` (non-spiking outputs, softmax cross-entropy of ``readout_scale
     * max V``) or ``first-spike`` (spiking outputs,
-    :class:`~weakgrad.objectives.events.FirstSpikeCrossEntropy`)."""
-    times = encode_spike_times(x, t_early=t_early, t_late=t_late, t_bias=t_bias)
+    :class:`~weakgrad.objectives.events.FirstSpikeCrossEntropy`). ``encoder``: the spike
+    times of the features (None: :class:`YinYangEncoder` with its defaults)."""
+    encoder = YinYangEncoder() if encoder is None else encoder
     return lif_classifier_objective(
-        times, y, n_classes=3, hidden=hidden, key=key, loss=loss, recurrent=recurrent,
+        encoder(x), y, n_classes=3, hidden=hidden, key=key, loss=loss, recurrent=recurrent,
         tau_mem=tau_mem, tau_syn=tau_syn, duration_ms=duration_ms, dt_ms=dt_ms,
         max_events=max_events, init_mean=init_mean, init_std=init_std,
         out_std=4.0 * init_std / np.sqrt(hidden),
@@ -181,42 +183,24 @@ class YinYangTask(AbstractSpikeTimeTask):
     """Yin-Yang on an event-simulated 5-H-3 LIF network: mini-batches of the 5,000 training
     points (a fresh permutation every epoch), validation loss and accuracy on the first
     ``eval_size`` validation points, test scores on the 1,000 test points (the first
-    ``test_size``, if given). Examples whose
-    spikes exceed the network's ``max_events`` are counted (``lost_spike_examples``).
-    ``encode``: the keyword arguments of :func:`encode_spike_times` (a
-    :class:`YinYangEncoder`'s fields)."""
+    ``test_size``, if given), with the spike times of ``encoder`` (a :class:`YinYangEncoder`).
+    Examples whose spikes exceed the network's ``max_events`` are counted
+    (``lost_spike_examples``)."""
 
     noun: ClassVar[str] = "points"
     chunk: ClassVar[int] = 500
-
-    def __init__(
-        self, data: YinYangSplits, objective: EventObjective, *, batch_size: int,
-        eval_size: int, seed: int = 0, train_size: int | None = None,
-        encode: dict[str, float] | None = None, test_size: int | None = None,
-    ):  # fmt: skip
-        super().__init__(
-            data, objective, YinYangEncoder(**(encode or {})), batch_size=batch_size,
-            eval_size=eval_size, seed=seed, train_size=train_size, test_size=test_size,
-        )  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> YinYangTask:
         t, tr = cfg.task, cfg.train
         data = yinyang_splits(tr.seed)
-        n = t.train_size or len(data.x_train)
-        batch = min(tr.batch_size, n)
-        encode = {"t_early": t.t_early_ms, "t_late": t.t_late_ms, "t_bias": t.t_bias_ms}
+        batch = min(tr.batch_size, t.train_size or len(data.x_train))
+        encoder = YinYangEncoder(t_early=t.t_early_ms, t_late=t.t_late_ms, t_bias=t.t_bias_ms)
         objective = yinyang_objective(
-            data.x_train[:batch], data.y_train[:batch], hidden=t.hidden,
-            key=jax.random.key(tr.seed), loss=t.loss, recurrent=t.recurrent,
-            tau_mem=t.tau_mem_ms, tau_syn=t.tau_syn_ms, duration_ms=t.duration_ms,
-            dt_ms=t.dt_ms, max_events=t.max_events, init_mean=t.init_mean,
-            init_std=t.init_std, readout_scale=t.readout_scale,
-            t_early=encode["t_early"], t_late=encode["t_late"], t_bias=encode["t_bias"],
+            data.x_train[:batch], data.y_train[:batch], key=jax.random.key(tr.seed),
+            encoder=encoder, **event_lif_options(t),
         )  # fmt: skip
-        return cls(data, objective, batch_size=tr.batch_size, eval_size=tr.eval_size,
-                   seed=tr.seed, train_size=t.train_size, encode=encode,
-                   test_size=tr.test_size)  # fmt: skip
+        return cls(data, objective, encoder, **spike_time_task_options(cfg))
 
     def source(self) -> str:
         return "yinyang (generated)"
