@@ -423,9 +423,11 @@ def test_runner_caches_records_failures_and_writes_the_report(tmp_path):
     exps = [ok, broken, score]
     seen = []
     result = reproduce(
-        tmp_path, preset="tiny", experiments=exps, progress=lambda i, n, r: seen.append((i, n))
-    )
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+        tmp_path, preset="tiny", experiments=exps, progress=lambda i, n, r: seen.append((i, n)),
+        starting=lambda i, n, e: seen.append((e.name, i, n)),
+    )  # fmt: skip
+    assert seen == [("counting", 1, 3), (1, 3), ("broken", 2, 3), (2, 3),
+                    ("score-vs-quadrature", 3, 3), (3, 3)]  # fmt: skip
     assert [r.status for r in result.records] == ["ran", "failed", "ran"]
     assert result.records[1].error == "RuntimeError: the simulation blew up"
     assert "Traceback" in (tmp_path / "broken" / "error.txt").read_text()
@@ -579,6 +581,7 @@ def test_cli_runs_one_experiment_and_prints_a_line(tmp_path):
     )
     assert code == 0, err
     assert "[1/1] score-vs-quadrature: ran" in out and "1 experiments" in out
+    assert out.index("[1/1] score-vs-quadrature: started") < out.index("1 experiments")
     assert (tmp_path / "report.html").is_file()
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -54,5 +55,9 @@ def reproduce(
         error = f" ({record.error})" if record.error else ""
         typer.echo(f"[{i}/{n}] {record.name}: {record.status}{secs}{error}; {verdicts}")
 
-    result = run(out, quick=quick, only=names, resume=resume, progress=line)
+    def start(i: int, n: int, exp) -> None:
+        # A long experiment (the full HH trainings take an hour) shows when it began.
+        typer.echo(f"[{i}/{n}] {exp.name}: started {time.strftime('%H:%M:%S')}")
+
+    result = run(out, quick=quick, only=names, resume=resume, progress=line, starting=start)
     typer.echo(result.summary())

@@ -185,6 +185,7 @@ def reproduce(
     only: Sequence[str] | None = None,
     resume: bool = False,
     progress: Callable[[int, int, ExperimentRecord], None] | None = None,
+    starting: Callable[[int, int, AbstractExperiment], None] | None = None,
     preset: str | None = None,
     experiments: Sequence[AbstractExperiment] | None = None,
 ) -> ReproduceResult:
@@ -201,7 +202,8 @@ def reproduce(
     a training experiment killed midway continues from its last evaluation's checkpoint
     (kept in ``out/<name>/partial/`` until it is saved) when run again at the same settings.
     ``resume=True`` continues the last run in ``out`` with its preset and names (from
-    ``out/reproduce.json``). ``progress(i, n, record)`` is called after each experiment.
+    ``out/reproduce.json``). ``starting(i, n, experiment)`` is called before each
+    experiment (i from 1), ``progress(i, n, record)`` after it.
     ``out`` is locked for the run (:func:`weakgrad.io.folder_lock`)."""
     from weakgrad.io import folder_lock, write_json
 
@@ -236,6 +238,8 @@ def reproduce(
                         exp, settings, "earlier run", saved, saved.get("seconds")
                     )
         for i, exp in enumerate(chosen):
+            if starting is not None:
+                starting(i + 1, len(chosen), exp)
             settings = getattr(exp, preset)()
             records.append(_run_one(exp, settings, out / exp.name))
             done = {r.name: r for r in records}
