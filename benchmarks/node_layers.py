@@ -1,17 +1,23 @@
-"""Cost of a node-perturbation estimate per layer, with and without reusing the lower layers.
+"""Cost of a node- or weight-perturbation estimate per layer, with and without reusing the
+lower layers.
 
 Workload: the shipped ``mnist-hh-long`` case, the HH network 784-100-10 over 100 ms at dt
-0.1 ms with the mean-voltage readout, a batch of 40 built-in digits, node perturbation of
-one layer per estimate (what ``Alternate`` runs) with the noise held for the whole run.
-``NodePerturbation(reuse_lower=True)`` (the default) simulates the layers below the
-perturbed one once per digit and feeds their recorded output to every perturbed run;
-``reuse_lower=False`` simulates the whole network for every run. The gradients are the
-same (``tests/test_estimators.py`` checks it); only the time differs. Each estimate is one
-``jax.jit`` call; best of the warm repeats.
+0.1 ms with the mean-voltage readout, a batch of 40 built-in digits, one layer perturbed per
+estimate (what ``Alternate`` runs).
+- Node perturbation, noise held for the whole run: ``NodePerturbation(reuse_lower=True)``
+  (the default) simulates the layers below the perturbed one once per digit and feeds
+  their recorded output to every perturbed run; ``reuse_lower=False`` simulates the whole
+  network for every run.
+- Weight perturbation, the study's regression (S = 100, sigma 0.01): ``LayerOnly``
+  (what ``Alternate`` uses for sampling estimators) reuses the layers below the same way;
+  ``Masked`` with the layer's mask simulates the whole network for every run.
+The gradients are the same (``tests/test_estimators.py`` checks it: bit for bit for node
+perturbation, to float rounding for ``LayerOnly``); only the time differs. Each estimate
+is one ``jax.jit`` call; best of the warm repeats.
 
-    python benchmarks/node_layers.py            # ~3 minutes on 2 cores
+    python benchmarks/node_layers.py            # ~5 minutes on 2 cores
     python benchmarks/node_layers.py --quick    # 20 ms, batch 10; last line is
-    # output_layer_speedup=<x> (S = 4: reuse off / reuse on)
+    # output_layer_speedup=<x> (node perturbation, S = 4: reuse off / reuse on)
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ def main() -> None:
     import equinox as eqx
     import jax
 
-    from weakgrad.estimators import NodePerturbation
+    from weakgrad.estimators import LayerOnly, Masked, NodePerturbation, Regression, layer_groups
     from weakgrad.tasks.mnist import load_mnist, mnist_objective
 
     duration, batch = (20.0, 10) if args.quick else (100.0, 40)
@@ -75,21 +81,28 @@ def main() -> None:
         "batch": batch,
     }
     print(f"# {info}", flush=True)
-    cases = [(1, 4), (1, 8), (1, 32), (0, 12)]
-    rows = []
-    for layer, s in cases:
-        row = {"layer": layer, "samples": s}
-        for reuse in (False, True):
-            est = NodePerturbation(
+
+    def make(kind: str, layer: int, s: int, reuse: bool):
+        if kind == "node":
+            return NodePerturbation(
                 sigma=(6.0, 1.0), samples=s, layers=(layer,), hold=None, reuse_lower=reuse
             )
-            sec, first = best(est)
+        reg = Regression(sigma=0.01, samples=s)
+        return LayerOnly(reg, layer) if reuse else Masked(reg, layer_groups(p)[layer])
+
+    cases = [("node", 1, 4), ("node", 1, 8), ("node", 1, 32), ("node", 0, 12),
+             ("regression", 1, 100), ("regression", 0, 100)]  # fmt: skip
+    rows = []
+    for kind, layer, s in cases:
+        row = {"estimator": kind, "layer": layer, "samples": s}
+        for reuse in (False, True):
+            sec, first = best(make(kind, layer, s, reuse))
             row[f"seconds_reuse_{'on' if reuse else 'off'}"] = sec
             row[f"compile_seconds_reuse_{'on' if reuse else 'off'}"] = first - sec
         row["speedup"] = row["seconds_reuse_off"] / row["seconds_reuse_on"]
         rows.append(row)
         print(
-            f"  layer {layer} S={s:3d}: reuse off {row['seconds_reuse_off']:.3f} s, "
+            f"  {kind} layer {layer} S={s:3d}: reuse off {row['seconds_reuse_off']:.3f} s, "
             f"on {row['seconds_reuse_on']:.3f} s, {row['speedup']:.2f}x",
             flush=True,
         )
@@ -99,13 +112,13 @@ def main() -> None:
     tmp.write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
     os.replace(tmp, path)
     print(
-        "\n| perturbed layer | samples | s / estimate, whole network per run "
-        "| s / estimate, lower layers reused | reused is |\n|---|---|---|---|---|"
+        "\n| estimator | perturbed layer | samples | s / estimate, whole network per run "
+        "| s / estimate, lower layers reused | reused is |\n|---|---|---|---|---|---|"
     )
     for r in rows:
         name = "hidden (0)" if r["layer"] == 0 else "output (1)"
         print(
-            f"| {name} | {r['samples']} | {r['seconds_reuse_off']:.3f} | "
+            f"| {r['estimator']} | {name} | {r['samples']} | {r['seconds_reuse_off']:.3f} | "
             f"{r['seconds_reuse_on']:.3f} | {r['speedup']:.2f}x faster |"
         )
     print(f"output_layer_speedup={rows[0]['speedup']:.2f}")

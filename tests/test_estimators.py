@@ -20,6 +20,7 @@ from weakgrad.estimators import (
     Autodiff,
     CentralDifference,
     GaussianSmoothing,
+    LayerOnly,
     Masked,
     MollifiedMonteCarlo,
     MollifiedQuadrature,
@@ -28,6 +29,7 @@ from weakgrad.estimators import (
     StepwiseNodePerturbation,
     SurrogateGradient,
     all_estimators,
+    layer_groups,
     network_estimators,
     regression_slope,
 )
@@ -129,7 +131,7 @@ def test_descends_on_a_quadratic_under_jit(est):
         params, state, opt_state, info = step(params, state, opt_state, jax.random.key(i))
         assert int(info.evals) >= 1
     floor = 0.0
-    if isinstance(est, Masked):  # all_estimators' Masked trains "a" only
+    if isinstance(est, Masked | LayerOnly):  # all_estimators' Masked, LayerOnly train "a" only
         floor = float(quadratic({"a": jnp.asarray(SHIFT[:3]), "b": P0["b"]}, None))
     assert float(quadratic(params, None)) - floor < 0.05 * (start - floor)
 
@@ -311,6 +313,46 @@ def test_masked_and_alternate():
         g, state, _ = _estimate(est, obj, P0, state, jax.random.key(k))
         seen.append((bool(np.any(np.asarray(g["a"]))), bool(np.any(np.asarray(g["b"])))))
     assert seen == [(True, False), (False, True), (True, False)]
+
+
+def test_layer_only_simulates_the_layers_below_once_with_the_same_estimate():
+    from weakgrad.estimators.combinators import _simulates_lower_once
+
+    obj = _hh_objective(100)  # deterministic HH neurons, 6-5-3
+    p, key = obj.params(), jax.random.key(3)
+    reg = Regression(sigma=0.05, samples=32, antithetic=True)
+    masks = layer_groups(p)
+    assert _simulates_lower_once(obj, 1) and not _simulates_lower_once(obj, 0)
+    for layer, exact in [(0, True), (1, False)]:
+        state = LayerOnly(reg, layer).init(p)
+        g, _, info = _estimate(LayerOnly(reg, layer), obj, p, state, key)
+        ref, _, ref_info = _estimate(Masked(reg, masks[layer]), obj, p, state, key)
+        assert int(info.evals) == int(ref_info.evals)
+        check = np.testing.assert_array_equal if exact else _close  # the tail: float rounding
+        check(np.asarray(info.loss), np.asarray(ref_info.loss))
+        for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref), strict=True):
+            check(np.asarray(a), np.asarray(b))
+        assert not any(np.any(np.asarray(x)) for x in jax.tree.leaves(g[1 - layer]))
+    # Noise below the layer: every perturbed run draws its own, so the whole network runs.
+    noisy_net = wg.Network.feedforward(
+        (6, 5, 3), wg.HodgkinHuxley(noise_std=2.0), key=jax.random.key(0), scale=12.0, bias=6.0
+    )
+    noisy = eqx.tree_at(lambda o: o.net, obj, noisy_net)
+    assert not _simulates_lower_once(noisy, 1)
+    g, _, _ = _estimate(LayerOnly(reg, 1), noisy, p, (), key)
+    ref, _, _ = _estimate(Masked(reg, masks[1]), noisy, p, (), key)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Alternate uses it for sampling estimators, per layer.
+    assert all(isinstance(m, LayerOnly) for m in Alternate(reg)._masked(p))
+    with pytest.raises(TypeError, match="LayerOnly.estimator must be a sampling estimator"):
+        LayerOnly(Autodiff(), 0)
+    with pytest.raises(ValueError, match="LayerOnly.layer = 2, but params have 2 layers"):
+        LayerOnly(reg, 2).init(p)
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_alternate_mixes_groups_with_and_without_a_standard_error():

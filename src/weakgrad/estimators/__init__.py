@@ -10,7 +10,7 @@ from weakgrad.estimators._base import (
     EstimatorInfo,
 )
 from weakgrad.estimators.autodiff import Autodiff, SurrogateGradient
-from weakgrad.estimators.combinators import Alternate, Masked, layer_groups
+from weakgrad.estimators.combinators import Alternate, LayerOnly, Masked, layer_groups
 from weakgrad.estimators.eventprop import EventProp
 from weakgrad.estimators.finite_difference import SPSA, CentralDifference
 from weakgrad.estimators.mollified import MollifiedMonteCarlo, MollifiedQuadrature
@@ -26,6 +26,7 @@ __all__ = [
     "SurrogateGradient",
     "EventProp",
     "Alternate",
+    "LayerOnly",
     "Masked",
     "layer_groups",
     "CentralDifference",
@@ -62,6 +63,7 @@ def all_estimators() -> list[AbstractEstimator]:
         Autodiff(),
         Alternate(GaussianSmoothing(sigma=1e-2, samples=64)),
         Masked(Regression(sigma=1e-2, samples=64), {"a": True, "b": False}),
+        LayerOnly(Regression(sigma=1e-2, samples=64), 0),
     ]
 
 
