@@ -351,6 +351,28 @@ def test_layer_only_simulates_the_layers_below_once_with_the_same_estimate():
         LayerOnly(reg, 2).init(p)
 
 
+def test_lower_layers_are_not_reused_under_an_activity_penalty():
+    # The penalty counts every layer's spikes; a tail of the upper layers would leave the
+    # lower ones out of the loss (the gradient's differences cancel them, the loss not).
+    from weakgrad.objectives.activity import with_activity_penalty
+
+    obj = with_activity_penalty(_hh_objective(100), 0.05)
+    p, key = obj.params(), jax.random.key(2)
+    for make in (
+        lambda reuse: NodePerturbation(sigma=0.5, samples=4, layers=(1,), reuse_lower=reuse),
+        lambda reuse: (
+            LayerOnly(Regression(sigma=0.05, samples=4), 1)
+            if reuse
+            else Masked(Regression(sigma=0.05, samples=4), layer_groups(p)[1])
+        ),
+    ):
+        g, _, info = _estimate(make(True), obj, p, (), key)
+        ref, _, ref_info = _estimate(make(False), obj, p, (), key)
+        np.testing.assert_array_equal(np.asarray(info.loss), np.asarray(ref_info.loss))
+        for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def _close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 

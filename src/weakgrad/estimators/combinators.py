@@ -140,14 +140,14 @@ def _simulates_lower_once(objective: AbstractObjective, layer: int) -> bool:
     losses: a time-stepped network objective, ``layer > 0``, no noise below ``layer`` (every
     perturbed run would draw the same), and a loss that reads only the network's output (an
     activity penalty counts the lower layers' spikes too)."""
-    from weakgrad.objectives.activity import ActivityReadout
+    from weakgrad.objectives.activity import penalises_activity
     from weakgrad.objectives.network import NetworkObjective
 
     return (
         isinstance(objective, NetworkObjective)
         and 0 < layer < len(objective.net.layers)
         and not any(la.neuron.stochastic for la in objective.net.layers[:layer])
-        and not isinstance(objective.read, ActivityReadout)
+        and not penalises_activity(objective)
     )
 
 

@@ -55,6 +55,7 @@ from weakgrad.estimators.perturbations import (
     StepProbes,
     layer_noise_words,
 )
+from weakgrad.objectives.activity import penalises_activity
 from weakgrad.objectives.base import AbstractObjective
 from weakgrad.objectives.network import AbstractNetworkObjective, MeanOutput
 from weakgrad.parallel import shard_population
@@ -188,7 +189,8 @@ class NodePerturbation(AbstractEstimator):
         widths = [la.n_out for la in objective.net.layers]
         # Noise keys and sigmas stay indexed by the whole network's layers; the simulations
         # may run only the layers from `first` up, on the recorded output of those below.
-        first = layers[0] if self.reuse_lower else 0
+        # (Not under an activity penalty: a tail loses the spikes of the layers below.)
+        first = layers[0] if self.reuse_lower and not penalises_activity(objective) else 0
         full_params = params
         if first:
             objective, params = objective.tail(params, k_sim, first), params[first:]

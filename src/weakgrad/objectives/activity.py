@@ -148,6 +148,15 @@ class ActivityPenalty(AbstractLoss):
         return base + jnp.asarray(self.weight, base.dtype) * readout.activity(self.target)
 
 
+def penalises_activity(objective: Any) -> bool:
+    """Whether ``objective``'s loss counts the spikes of every layer (its readout is an
+    :class:`ActivityReadout`), so a tail of its upper layers would leave out the lower ones'
+    (estimators that reuse the lower layers' simulation check this)."""
+    return isinstance(objective, AbstractNetworkObjective) and isinstance(
+        objective.read, ActivityReadout
+    )
+
+
 def with_activity_penalty(
     objective: AbstractNetworkObjective, weight: float, target: str = "counts"
 ) -> AbstractNetworkObjective:
