@@ -522,7 +522,15 @@ def test_runner_continues_an_experiment_stopped_midway(tmp_path):
     exp.fail_at = None
     assert reproduce(tmp_path, preset="tiny", experiments=[exp]).records[0].status == "ran"
     assert exp.done == [0, 1, 2] and not partial.exists()  # unit 2 only; then cleared
+    # Work kept from other code (here: another claim check) is not continued.
+    exp.fail_at = 2
+    reproduce(tmp_path / "code", preset="tiny", experiments=[exp])
+    exp.claims = (dataclasses.replace(exp.claims[0], check=lambda d: (Verdict.PARTLY, "new")),)
+    exp.fail_at, exp.done = None, []
+    reproduce(tmp_path / "code", preset="tiny", experiments=[exp])
+    assert exp.done == [0, 1, 2]
     # Work kept at other settings is not continued.
+    exp.done = []
     exp.fail_at = 1
     reproduce(tmp_path, preset="quick", experiments=[exp])
     exp.fail_at, exp.done = None, []

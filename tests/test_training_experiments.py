@@ -5,6 +5,7 @@ batch 10, S = 100) and agree with the shipped configs/mnist-hh-regression-*.toml
 run through the training loop saves its files with the curve the loop wrote."""
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -31,6 +32,7 @@ from weakgrad.experiments.training import (
     check_hh_50ms_trains,
     check_hh_100ms_trains,
     hh_config,
+    train_curve,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -293,7 +295,28 @@ def test_tiny_ann_run_saves_the_loops_curve_and_continues_after_a_kill(tmp_path)
     done = []
     again = exp.run_resumable(s, scratch, progress=done.append)
     assert done == [3, 4, 1, 2, 3, 4]
+    # Killed at autodiff's first step, regression finished: only autodiff trains again.
+    calls = []
+
+    def kill_at_fifth(d):
+        calls.append(d)
+        if len(calls) == 5:
+            raise Killed
+
+    scratch2 = tmp_path / "partial2"
+    with pytest.raises(Killed):
+        exp.run_resumable(s, scratch2, progress=kill_at_fifth)
+    done = []
+    third = exp.run_resumable(s, scratch2, progress=done.append)
+    assert done == [1, 2, 3, 4]
     for name in ("regression", "autodiff"):
-        a, b = again.data["runs"][name], result.data["runs"][name]
-        for k in ("loss", "eval_step", "val_accuracy", "test_accuracy"):
-            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name} {k}")
+        for run in (again, third):
+            a, b = run.data["runs"][name], result.data["runs"][name]
+            for k in ("loss", "eval_step", "val_accuracy", "test_accuracy"):
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name} {k}")
+    # A run of another config in the folder is replaced, not continued (nor refused).
+    other = ann_config(dataclasses.replace(s, learning_rate=10 * s.learning_rate), "regression")
+    curve = train_curve(other, scratch / "regression")
+    assert curve.loss[0] == result.data["runs"]["regression"]["loss"][0]  # same start
+    assert curve.loss[-1] != result.data["runs"]["regression"]["loss"][-1]
+    assert len(curve.loss) == s.steps

@@ -96,6 +96,8 @@ def test_task_from_config_trains_with_eventprop(tmp_path):
                                "task.t_bias_ms=0.5"])  # fmt: skip
     t2 = timed.task.build(timed)
     assert t2.encoder == YinYangEncoder(t_early=1.0, t_late=9.0, t_bias=0.5)
+    with pytest.raises(TypeError, match="encoder must be an AbstractSpikeEncoder"):
+        YinYangTask(t2.data, t2.objective, {"t_early": 1.0}, batch_size=4, eval_size=20)
     idx = batch_indices(7, 40, 4, 0)
     np.testing.assert_allclose(
         t2.objective_at(7).inputs, t2.encoder(t2.x_train[idx]).astype(np.float32)

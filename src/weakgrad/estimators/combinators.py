@@ -180,6 +180,12 @@ class LayerOnly(AbstractEstimator):
             raise ValueError(f"LayerOnly.layer must be an int >= 0, got {self.layer!r}.")
 
     def _masked(self, params: Any) -> Masked:
+        children = jax.tree_util.tree_flatten(params, is_leaf=lambda x: x is not params)[0]
+        if len(children) < 2:
+            raise ValueError(
+                "LayerOnly needs params with at least two layers (top-level children, e.g. "
+                "a network's tuple of layers); for one, use the estimator itself."
+            )
         groups = layer_groups(params)
         if self.layer >= len(groups):
             raise ValueError(
@@ -246,12 +252,11 @@ class Alternate(AbstractEstimator):
     def _masked(self, params: Any) -> list[AbstractEstimator]:
         if self.groups is None:
             est = self.estimator
-            per_layer = (
-                (lambda i, g: LayerOnly(est, i))
-                if isinstance(est, AbstractSamplingEstimator)
-                else (lambda i, g: Masked(est, g))
-            )
-            return [est.for_layer(i) or per_layer(i, g) for i, g in enumerate(layer_groups(params))]
+            sampling = isinstance(est, AbstractSamplingEstimator)
+            return [
+                est.for_layer(i) or (LayerOnly(est, i) if sampling else Masked(est, g))
+                for i, g in enumerate(layer_groups(params))
+            ]
         return [Masked(self.estimator, _thaw(g)) for g in self.groups]
 
     def init(self, params: Any) -> AlternateState:

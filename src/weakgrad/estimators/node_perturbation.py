@@ -113,10 +113,11 @@ class NodePerturbation(AbstractEstimator):
             estimate's noise; elsewhere, at equal cost, it sees half as many directions.
         reuse_lower: when no layer below ``min(layers)`` is perturbed, simulate those
             layers once per example and feed their recorded output to every perturbed run
-            (:meth:`~weakgrad.objectives.network.NetworkObjective.tail`). Same numbers. Under
+            (:meth:`~weakgrad.objectives.network.NetworkObjective.tail`). Same numbers. Not
+            under an activity penalty (its loss counts the lower layers' spikes too). Under
             ``jax.vmap`` the unperturbed lower layers already run once per example in the
             perturbed runs; this also spares their second run in the eligibility pass
-            (MNIST HH 784-100-10, output layer: 1.46x faster at S = 4, 1.02x at S = 32;
+            (MNIST HH 784-100-10, output layer: 1.44x faster at S = 4, 1.09x at S = 32;
             ``benchmarks/node_layers.py``), for ``B x steps x n`` values of memory (``n``:
             the width of the layer below). ``EstimatorInfo.evals`` still counts
             whole-network evaluations.

@@ -157,24 +157,13 @@ class AbstractExperiment(abc.ABC):
     ) -> ExperimentResult:
         """Compute the experiment at ``settings``."""
 
-    def run_resumable(
-        self,
-        settings: ExperimentSettings,
-        scratch: Path,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> ExperimentResult:
-        """:meth:`run`, keeping work in progress in ``scratch`` (a folder that outlives the
-        process) so that a rerun at the same settings after a kill continues it. ``weakgrad
-        reproduce`` passes ``DIR/<name>/partial/``, empties it when the settings differ and
-        removes it once the experiment is saved. This default keeps nothing: an experiment
-        whose work is short computes afresh (:class:`AbstractResumableExperiment` keeps)."""
-        return self.run(settings, progress=progress)
-
 
 class AbstractResumableExperiment(AbstractExperiment):
     """An experiment long enough to continue after a kill (the training curves): it
-    implements :meth:`run_resumable`; :meth:`run` is that in a temporary folder."""
+    implements :meth:`run_resumable`, which keeps its work in progress in a folder that
+    outlives the process (``weakgrad reproduce`` passes ``DIR/<name>/partial/``, empties it
+    when the settings or the experiment's code differ and removes it once the experiment is
+    saved); :meth:`run` is that in a temporary folder."""
 
     def run(
         self, settings: ExperimentSettings, *, progress: Callable[[int], None] | None = None

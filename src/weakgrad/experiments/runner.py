@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from weakgrad.errors import ConfigError
 from weakgrad.experiments.base import (
     RESULT_FILE,
     AbstractExperiment,
+    AbstractResumableExperiment,
     all_experiments,
     claims_key,
 )
@@ -138,14 +140,20 @@ def _record(exp, settings, status, saved, seconds, error=None) -> ExperimentReco
     )  # fmt: skip
 
 
-def _run_one(exp: AbstractExperiment, settings, folder: Path) -> ExperimentRecord:
+def _run_one(
+    exp: AbstractExperiment, settings, folder: Path, starting: Callable[[], None]
+) -> ExperimentRecord:
     settings_dict = settings.as_dict()
     saved = _cached(folder, exp, settings_dict)
     if saved is not None:
         return _record(exp, settings_dict, "cached", saved, saved.get("seconds"))
+    starting()
     start = time.perf_counter()
     try:
-        result = exp.run_resumable(settings, _scratch(folder, exp, settings_dict))
+        if isinstance(exp, AbstractResumableExperiment):
+            result = exp.run_resumable(settings, _scratch(folder, exp, settings_dict))
+        else:
+            result = exp.run(settings)
         seconds = time.perf_counter() - start
         saved = result.save(folder, seconds=seconds)
     except Exception as e:  # one experiment's failure is recorded; the others still run
@@ -166,16 +174,19 @@ def _scratch(folder: Path, exp: AbstractExperiment, settings: dict[str, Any]) ->
     killed run at the same settings (its ``settings.json`` says which), emptied otherwise."""
     from weakgrad.io import write_json
 
-    partial = folder / PARTIAL
-    stamp = {"experiment": exp.name, "settings": settings}
+    kept = folder / PARTIAL
+    # The claims' fingerprint covers the experiment module's source (where its training
+    # configs are built): work from other code is not continued either.
+    stamp = {"experiment": exp.name, "settings": settings, "code": claims_key(exp)}
     try:
-        same = json.loads((partial / "settings.json").read_text()) == stamp
+        same = json.loads((kept / "settings.json").read_text()) == stamp
     except (OSError, ValueError):
         same = False
     if not same:
-        shutil.rmtree(partial, ignore_errors=True)
-        write_json(partial / "settings.json", stamp)
-    return partial
+        if kept.exists():  # a failure to remove it is the experiment's error, not hidden
+            shutil.rmtree(kept)
+        write_json(kept / "settings.json", stamp)
+    return kept
 
 
 def reproduce(
@@ -203,7 +214,8 @@ def reproduce(
     (kept in ``out/<name>/partial/`` until it is saved) when run again at the same settings.
     ``resume=True`` continues the last run in ``out`` with its preset and names (from
     ``out/reproduce.json``). ``starting(i, n, experiment)`` is called before each
-    experiment (i from 1), ``progress(i, n, record)`` after it.
+    experiment that runs (not one taken from the cache; i from 1), ``progress(i, n,
+    record)`` after every experiment.
     ``out`` is locked for the run (:func:`weakgrad.io.folder_lock`)."""
     from weakgrad.io import folder_lock, write_json
 
@@ -225,6 +237,7 @@ def reproduce(
     start = time.perf_counter()
     records: list[ExperimentRecord] = []
     quick_preset = preset == "quick"
+    n = len(chosen)
     with folder_lock(out, what="weakgrad reproduce"):
         write_json(out / RUN_FILE, {"preset": preset, "only": None if only is None else list(only)})
         # Finished runs of the experiments not chosen (at this preset) stay in the report.
@@ -238,13 +251,12 @@ def reproduce(
                         exp, settings, "earlier run", saved, saved.get("seconds")
                     )
         for i, exp in enumerate(chosen):
-            if starting is not None:
-                starting(i + 1, len(chosen), exp)
             settings = getattr(exp, preset)()
-            records.append(_run_one(exp, settings, out / exp.name))
+            begin = (lambda: None) if starting is None else partial(starting, i + 1, n, exp)
+            records.append(_run_one(exp, settings, out / exp.name, begin))
             done = {r.name: r for r in records}
             shown = [done.get(e.name) or earlier.get(e.name) for e in everything]
             report, claims = write_report(out, [r for r in shown if r], quick=quick_preset)
             if progress is not None:
-                progress(i + 1, len(chosen), records[-1])
+                progress(i + 1, n, records[-1])
     return ReproduceResult(out, preset, records, report, claims, time.perf_counter() - start)

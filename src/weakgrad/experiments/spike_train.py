@@ -222,17 +222,16 @@ def train_run(
     there was killed); what the claims and figures read: the loss per step, the validation
     loss (van Rossum of the noise-free network) at each evaluation, before and after:
     distance, per-cell counts and trains."""
-    from weakgrad.experiments.training import train_rows
+    from weakgrad.experiments.training import train_metrics
 
-    result, rows = train_rows(spike_train_config(s, method), folder, progress=progress)
+    result, m = train_metrics(spike_train_config(s, method), folder, progress=progress)
     task, key = result.task, result.key
     vr0, out0 = _readout(task, task.initial_params(), key)
     vr1, out1 = _readout(task, result.params, key)
-    ev = [r for r in rows if r["val_loss"] != ""]
     return {
-        "loss": [float(r["loss"]) for r in rows],
-        "eval_step": [0] + [int(r["step"]) + 1 for r in ev],
-        "val_loss": [vr0] + [float(r["val_loss"]) for r in ev],
+        "loss": m.loss.tolist(),
+        "eval_step": [0, *m.eval_step.tolist()],
+        "val_loss": [vr0, *m.val_loss.tolist()],
         "vr_initial": vr0,
         "vr_final": vr1,
         "counts_initial": out0.sum(0).astype(int).tolist(),

@@ -276,30 +276,44 @@ class TrainingCurve:
 CURVE_HEADER = ["batches_done", "batch_loss", "val_loss", "val_accuracy"]
 
 
-def train_rows(
+@dataclasses.dataclass(frozen=True)
+class TrainingMetrics:
+    """A run's ``metrics.csv`` as arrays: the batch loss per step (``step`` from 0), and at
+    each evaluation (``eval_step``: batches done) the validation loss and accuracy (NaN
+    where the task has none)."""
+
+    step: np.ndarray
+    loss: np.ndarray
+    eval_step: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+
+
+def train_metrics(
     cfg: Any, folder: Path, *, progress: Callable[[int], None] | None = None
-) -> tuple[Any, list[dict[str, str]]]:
+) -> tuple[Any, TrainingMetrics]:
     """Train ``cfg`` with :func:`weakgrad.training.train` into ``folder``, continuing from
-    its checkpoint when an earlier run there was killed; the result and every row of its
-    ``metrics.csv`` (the steps before a resume included). ``progress(steps_done)``."""
+    its checkpoint when an earlier run of the same config there was killed (a run of
+    another config there is removed first); the result and its metrics, the steps before a
+    resume included. ``progress(steps_done)``."""
+    import json
+    import shutil
+
     from weakgrad.training import train
     from weakgrad.training.checkpoint import MetricsLog
 
+    wanted = json.loads(json.dumps(cfg.to_dict()))
+    try:  # config.json is written first: a folder without one holds no run to continue
+        kept = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        kept = None
+    if kept is not None and kept != wanted:
+        shutil.rmtree(folder)
     tick = None if progress is None else (lambda step, row: progress(step + 1))
-    # config.json is written first: a folder without one holds no run to continue.
-    result = train(cfg, folder, resume=(folder / "config.json").exists(), progress=tick)
-    return result, MetricsLog.read(folder / "metrics.csv")
-
-
-def train_curve(
-    cfg: Any, folder: Path, *, progress: Callable[[int], None] | None = None
-) -> TrainingCurve:
-    """:func:`train_rows` as a curve."""
-    result, rows = train_rows(cfg, folder, progress=progress)
+    result = train(cfg, folder, resume=kept == wanted, progress=tick)
+    rows = MetricsLog.read(folder / "metrics.csv")
     ev = [r for r in rows if r["val_loss"] != ""]
-    y_val = np.asarray(result.task.y_val)
-    chance = float(np.bincount(y_val, minlength=10).max() / len(y_val))
-    return TrainingCurve(
+    metrics = TrainingMetrics(
         step=np.asarray([int(r["step"]) for r in rows], np.int64),
         loss=np.asarray([float(r["loss"]) for r in rows], np.float64),
         eval_step=np.asarray([int(r["step"]) + 1 for r in ev], np.int64),
@@ -308,13 +322,23 @@ def train_curve(
             [np.nan if r["val_accuracy"] == "" else float(r["val_accuracy"]) for r in ev],
             np.float64,
         ),
-        test_accuracy=float(result["test_accuracy"]),
-        seconds=float(result["seconds"]),
-        chance=chance,
-        eval_size=len(y_val),
-        batch_size=cfg.train.batch_size,
-        config=cfg.to_dict(),
     )
+    return result, metrics
+
+
+def train_curve(
+    cfg: Any, folder: Path, *, progress: Callable[[int], None] | None = None
+) -> TrainingCurve:
+    """:func:`train_metrics` of an MNIST run as a curve."""
+    result, m = train_metrics(cfg, folder, progress=progress)
+    y_val = np.asarray(result.task.y_val)
+    chance = float(np.bincount(y_val, minlength=10).max() / len(y_val))
+    return TrainingCurve(
+        step=m.step, loss=m.loss, eval_step=m.eval_step, val_loss=m.val_loss,
+        val_accuracy=m.val_accuracy, test_accuracy=float(result["test_accuracy"]),
+        seconds=float(result["seconds"]), chance=chance, eval_size=len(y_val),
+        batch_size=cfg.train.batch_size, config=cfg.to_dict(),
+    )  # fmt: skip
 
 
 # --- claim measures -----------------------------------------------------------------------

@@ -110,6 +110,11 @@ def latency_mnist_objective(
     sqrt(hidden)`` for the first-spike loss (outputs must fire to carry a time gradient).
     ``encoder``: the latency code (None: :class:`LatencyEncoder` with its defaults)."""
     encoder = LatencyEncoder() if encoder is None else encoder
+    if not isinstance(encoder, LatencyEncoder):
+        raise TypeError(
+            f"latency_mnist_objective: encoder must be a LatencyEncoder (e.g. "
+            f"LatencyEncoder(t_early=2.0)), got {type(encoder).__name__}."
+        )
     if out_mean is None:
         out_mean = 4.0 / np.sqrt(hidden) if loss == "first-spike" else 0.0
     return lif_classifier_objective(

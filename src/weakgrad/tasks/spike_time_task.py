@@ -160,6 +160,11 @@ class AbstractSpikeTimeTask(AbstractTask):
         batch_size: int, eval_size: int, seed: int = 0, train_size: int | None = None,
         test_size: int | None = None,
     ):  # fmt: skip
+        if not isinstance(encoder, AbstractSpikeEncoder):
+            raise TypeError(
+                f"{type(self).__name__}: encoder must be an AbstractSpikeEncoder (e.g. "
+                f"YinYangEncoder(t_early=2.0)), got {type(encoder).__name__}."
+            )
         self.data, self.objective, self.encoder = data, objective, encoder
         self.n_train = train_size or len(data.x_train)
         check_batch_sizes(batch_size, self.n_train, eval_size, len(data.x_val), self.noun,

@@ -168,6 +168,11 @@ def yinyang_objective(
     :class:`~weakgrad.objectives.events.FirstSpikeCrossEntropy`). ``encoder``: the spike
     times of the features (None: :class:`YinYangEncoder` with its defaults)."""
     encoder = YinYangEncoder() if encoder is None else encoder
+    if not isinstance(encoder, YinYangEncoder):
+        raise TypeError(
+            f"yinyang_objective: encoder must be a YinYangEncoder (e.g. "
+            f"YinYangEncoder(t_early=2.0, t_late=12.0)), got {type(encoder).__name__}."
+        )
     return lif_classifier_objective(
         encoder(x), y, n_classes=3, hidden=hidden, key=key, loss=loss, recurrent=recurrent,
         tau_mem=tau_mem, tau_syn=tau_syn, duration_ms=duration_ms, dt_ms=dt_ms,
