@@ -427,7 +427,8 @@ class _TrialNoiseResult(ExperimentResult):
         ax1.set_title("Roughness vs trials and noise")
         ax1.legend(fontsize=8, loc="best")
         j10 = list(s.trial_counts).index(10) if 10 in s.trial_counts else -1
-        ncol = plt.cm.magma(np.linspace(0.0, 0.8, len(s.noises)))
+        # From 0.2: magma's darkest end is black, the noise-free curve's colour.
+        ncol = plt.cm.magma(np.linspace(0.2, 0.85, len(s.noises)))
         ax2.plot(g["w"], g["clean"], color="k", lw=1.5, label="1 trial, no noise")
         for j, (n, col) in enumerate(zip(s.noises, ncol, strict=True)):
             ax2.plot(g["w"], g["zooms"][j10, j], color=col, lw=1,
