@@ -2,6 +2,7 @@
 made to pass it and on data made to fail it (pure functions: no simulation), and the
 products' measures against the closed forms of orthogonal products."""
 
+import json
 import math
 
 import numpy as np
@@ -292,3 +293,24 @@ def test_settings_refuse_bad_values(make, kw, match):
 
     with pytest.raises(ConfigError, match=match):
         dataclasses.replace(make().quick(), **kw)
+
+
+def test_study_network_training_runs_kept_in_scratch_are_not_trained_again(tmp_path, monkeypatch):
+    """A killed run continues: the training runs found in the scratch folder are read back
+    (here all of them, made up), none is trained again."""
+    from weakgrad.experiments import degeneracy
+
+    exp = StudyNetworkDegeneracy()
+    s = exp.tiny()
+    for init in ("gaussian", "orthogonal"):
+        for r in range(s.runs):
+            made_up = {"steps": [0, s.train_steps], "curve": [2.3, 2.0 - r], "val_loss": 2.1,
+                       "val_accuracy": 0.2, "effective_rank_fraction": 0.5}  # fmt: skip
+            (tmp_path / f"train-{init}-{r}.json").write_text(json.dumps(made_up))
+
+    def trained(*args):
+        raise AssertionError("a kept training run was trained again")
+
+    monkeypatch.setattr(degeneracy, "_train_hh", trained)
+    result = exp.run_resumable(s, tmp_path)
+    assert result.data["train"]["gaussian"]["final_loss"] == [2.0 - r for r in range(s.runs)]

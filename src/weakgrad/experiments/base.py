@@ -27,6 +27,7 @@ __all__ = [
     "AbstractResumableExperiment",
     "RESULT_FILE",
     "claims_key",
+    "computed_once",
     "all_experiments",
 ]
 
@@ -183,6 +184,19 @@ class AbstractResumableExperiment(AbstractExperiment):
     ) -> ExperimentResult:
         """Compute the experiment with its work in progress in ``scratch`` (continued from
         there when an earlier run at the same settings was killed)."""
+
+
+def computed_once(path: Path, compute: Callable[[], Any]) -> Any:
+    """``compute()``'s JSON-able value, kept in ``path`` (written atomically): read back
+    from there when an earlier, killed run of the experiment computed it. For a resumable
+    experiment made of independent parts (:class:`AbstractResumableExperiment`)."""
+    from weakgrad.io import write_json
+
+    if path.exists():
+        return json.loads(path.read_text())
+    value = compute()
+    write_json(path, value)
+    return value
 
 
 def all_experiments() -> list[AbstractExperiment]:

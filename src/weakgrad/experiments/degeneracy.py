@@ -35,7 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from weakgrad.experiments.base import AbstractExperiment, ExperimentResult, ExperimentSettings
+from weakgrad.experiments.base import (
+    AbstractExperiment,
+    AbstractResumableExperiment,
+    ExperimentResult,
+    ExperimentSettings,
+    computed_once,
+)
 from weakgrad.experiments.claims import Claim, Verdict
 
 __all__ = [
@@ -1067,9 +1073,11 @@ class _StudyResult(ExperimentResult):
         return {"study_network_spectra": spectra_fig, "weak_gradient_training": fig}
 
 
-class StudyNetworkDegeneracy(AbstractExperiment):
+class StudyNetworkDegeneracy(AbstractResumableExperiment):
     """Jacobian spectra of the study's HH and LIF networks, and weak-gradient training of
-    the HH network from Gaussian and orthogonal initialisations."""
+    the HH network from Gaussian and orthogonal initialisations. Each training run is kept
+    in the scratch folder once done: a killed full run (about 40 minutes on 2 cores)
+    continues with the next one."""
 
     name = "study-network-degeneracy"
     title = "Degeneracy of the study's networks: HH and LIF Jacobian spectra, orthogonal init"
@@ -1094,7 +1102,9 @@ class StudyNetworkDegeneracy(AbstractExperiment):
             runs=2,
         )  # fmt: skip
 
-    def run(self, settings, *, progress: Callable[[int], None] | None = None) -> _StudyResult:
+    def run_resumable(
+        self, settings, scratch: Path, *, progress: Callable[[int], None] | None = None
+    ) -> _StudyResult:
         import jax
 
         from weakgrad.analysis.jacobian import degeneracy, network_spectra
@@ -1126,7 +1136,11 @@ class StudyNetworkDegeneracy(AbstractExperiment):
         train = {}
         curves: dict[str, list[dict[str, Any]]] = {}
         for init in ("gaussian", "orthogonal"):
-            curves[init] = [_train_hh(s, digits, init, r) for r in range(s.runs)]
+            curves[init] = [
+                computed_once(scratch / f"train-{init}-{r}.json",
+                              functools.partial(_train_hh, s, digits, init, r))
+                for r in range(s.runs)
+            ]  # fmt: skip
             train[init] = {
                 "initial_loss": [r["curve"][0] for r in curves[init]],
                 "final_loss": [r["curve"][-1] for r in curves[init]],
