@@ -709,9 +709,9 @@ def _run_hh(exp: AbstractExperiment, s: HhSettings, scratch: Path, progress) -> 
 class HhShortTraining(AbstractResumableExperiment):
     """The HH network over 10 ms trained by regression sampling (batch 10, S = 100,
     alternating): the loss curve and the validation accuracy per epoch of 2,000 digits.
-    Full: 10 ms at the study's dt 0.01 ms (1,000 steps), 1,000 batches (5 epochs): about
-    45 minutes on 2 cores, estimated from 0.52 s per batch measured at dt 0.05 ms (200
-    steps); quick: 76 s measured."""
+    Full: 10 ms at the study's dt 0.01 ms (1,000 steps), 1,000 batches (5 epochs): 12.5 min
+    measured on 2 cores (2026-12-01; output-layer steps through ``LayerOnly``); quick: 76 s
+    measured before that."""
 
     name = "mnist-hh-10ms-training"
     title = "MNIST HH 10 ms: regression-trained loss and accuracy"
@@ -742,8 +742,8 @@ class HhShortTraining(AbstractResumableExperiment):
 class HhLongTraining(AbstractResumableExperiment):
     """The HH network over 100 ms (dt 0.1 ms) and 50 ms (dt 0.05 ms) trained by regression
     sampling: validation accuracy per epoch. Full: 1,000 batches each at 1,000 steps per
-    run: about 90 minutes on 2 cores (estimated as for the 10 ms experiment); quick: 107 s
-    measured."""
+    run: 25.1 min measured on 2 cores (2026-12-01); quick: 107 s measured before
+    ``LayerOnly``."""
 
     name = "mnist-hh-long-training"
     title = "MNIST HH 100 ms and 50 ms: regression-trained accuracy"
