@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 if TYPE_CHECKING:  # plotting needs only the fields, not JAX
     from weakgrad.analysis.landscape import Landscape1D
+    from weakgrad.training.checkpoint import Metrics
 
 __all__ = [
     "plot_landscape",
@@ -251,32 +252,24 @@ def plot_score_vs_quadrature(result, *, title: str = ""):
     return fig
 
 
-def plot_training(rows: list[dict]):
-    """Training loss per step, and validation loss / accuracy where evaluated."""
-    step = np.asarray([int(r["step"]) for r in rows])
-    loss = np.asarray([float(r["loss"]) for r in rows])
-    ev = [r for r in rows if r.get("val_loss")]
-    acc = [r for r in ev if r.get("val_accuracy")]
-    fig, axes = plt.subplots(1, 2 if acc else 1, figsize=(11 if acc else 6, 4), squeeze=False)
+def plot_training(m: Metrics):
+    """Training loss per step, and validation loss / accuracy where evaluated, of a run's
+    :class:`~weakgrad.training.checkpoint.Metrics`."""
+    ev_step = m.eval_step - 1  # the step (from 0) of each evaluation, as the loss's x
+    acc = np.isfinite(m.val_accuracy)
+    fig, axes = plt.subplots(1, 2 if acc.any() else 1, figsize=(11 if acc.any() else 6, 4),
+                             squeeze=False)  # fmt: skip
     ax1 = axes[0, 0]
-    ax1.plot(step, loss, lw=0.8, label="training batch")
-    if ev:
-        ax1.plot(
-            [int(r["step"]) for r in ev],
-            [float(r["val_loss"]) for r in ev],
-            "o-",
-            ms=3,
-            label="validation",
-        )
+    ax1.plot(m.step, m.loss, lw=0.8, label="training batch")
+    if ev_step.size:
+        ax1.plot(ev_step, m.val_loss, "o-", ms=3, label="validation")
     ax1.set_xlabel("step")
     ax1.set_ylabel("loss")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    if acc:
+    if acc.any():
         ax2 = axes[0, 1]
-        ax2.plot(
-            [int(r["step"]) for r in acc], [100 * float(r["val_accuracy"]) for r in acc], "o-", ms=3
-        )
+        ax2.plot(ev_step[acc], 100 * m.val_accuracy[acc], "o-", ms=3)
         ax2.set_xlabel("step")
         ax2.set_ylabel("validation accuracy (%)")
         ax2.set_ylim(0, 100)

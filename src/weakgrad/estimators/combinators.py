@@ -179,19 +179,23 @@ class LayerOnly(AbstractEstimator):
         if isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0:
             raise ValueError(f"LayerOnly.layer must be an int >= 0, got {self.layer!r}.")
 
-    def _masked(self, params: Any) -> Masked:
-        children = jax.tree_util.tree_flatten(params, is_leaf=lambda x: x is not params)[0]
+    def _layers(self, params: Any) -> tuple[list[Any], Any]:
+        """The top-level children of ``params`` (its layers) and their treedef."""
+        children, treedef = jax.tree_util.tree_flatten(params, is_leaf=lambda x: x is not params)
         if len(children) < 2:
             raise ValueError(
                 "LayerOnly needs params with at least two layers (top-level children, e.g. "
                 "a network's tuple of layers); for one, use the estimator itself."
             )
-        groups = layer_groups(params)
-        if self.layer >= len(groups):
+        if self.layer >= len(children):
             raise ValueError(
-                f"LayerOnly.layer = {self.layer}, but params have {len(groups)} layers."
+                f"LayerOnly.layer = {self.layer}, but params have {len(children)} layers."
             )
-        return Masked(self.estimator, groups[self.layer])
+        return children, treedef
+
+    def _masked(self, params: Any) -> Masked:
+        self._layers(params)
+        return Masked(self.estimator, layer_groups(params)[self.layer])
 
     def init(self, params: Any) -> Any:
         return self._masked(params).init(params)
@@ -199,10 +203,9 @@ class LayerOnly(AbstractEstimator):
     def estimate(
         self, objective: AbstractObjective, params: Any, state: Any, *, key: Array
     ) -> tuple[Any, Any, EstimatorInfo]:
-        masked = self._masked(params)
         if not _simulates_lower_once(objective, self.layer):
-            return masked.estimate(objective, params, state, key=key)
-        children, treedef = jax.tree_util.tree_flatten(params, is_leaf=lambda x: x is not params)
+            return self._masked(params).estimate(objective, params, state, key=key)
+        children, treedef = self._layers(params)
         theta, unravel = ravel_pytree(children[self.layer])
         upper = tuple(children[self.layer + 1 :])
         # The layers below, simulated once per example (deterministic: any key will do).

@@ -31,7 +31,7 @@ PRESETS = ("quick", "full", "tiny")
 # What the last run in DIR was asked for (preset, names): what --resume continues.
 RUN_FILE = "reproduce.json"
 ERROR_FILE = "error.txt"
-# An experiment's work in progress (AbstractExperiment.run_resumable), removed once saved.
+# A resumable experiment's work in progress (AbstractResumableExperiment), removed once saved.
 PARTIAL = "partial"
 
 

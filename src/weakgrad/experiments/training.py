@@ -276,31 +276,18 @@ class TrainingCurve:
 CURVE_HEADER = ["batches_done", "batch_loss", "val_loss", "val_accuracy"]
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingMetrics:
-    """A run's ``metrics.csv`` as arrays: the batch loss per step (``step`` from 0), and at
-    each evaluation (``eval_step``: batches done) the validation loss and accuracy (NaN
-    where the task has none)."""
-
-    step: np.ndarray
-    loss: np.ndarray
-    eval_step: np.ndarray
-    val_loss: np.ndarray
-    val_accuracy: np.ndarray
-
-
 def train_metrics(
     cfg: Any, folder: Path, *, progress: Callable[[int], None] | None = None
-) -> tuple[Any, TrainingMetrics]:
+) -> tuple[Any, Any]:
     """Train ``cfg`` with :func:`weakgrad.training.train` into ``folder``, continuing from
     its checkpoint when an earlier run of the same config there was killed (a run of
     another config there is removed first); the result and its metrics, the steps before a
-    resume included. ``progress(steps_done)``."""
+    resume included (:class:`~weakgrad.training.checkpoint.Metrics`). ``progress(steps_done)``."""
     import json
     import shutil
 
     from weakgrad.training import train
-    from weakgrad.training.checkpoint import MetricsLog
+    from weakgrad.training.checkpoint import read_metrics
 
     wanted = json.loads(json.dumps(cfg.to_dict()))
     try:  # config.json is written first: a folder without one holds no run to continue
@@ -311,18 +298,7 @@ def train_metrics(
         shutil.rmtree(folder)
     tick = None if progress is None else (lambda step, row: progress(step + 1))
     result = train(cfg, folder, resume=kept == wanted, progress=tick)
-    rows = MetricsLog.read(folder / "metrics.csv")
-    ev = [r for r in rows if r["val_loss"] != ""]
-    metrics = TrainingMetrics(
-        step=np.asarray([int(r["step"]) for r in rows], np.int64),
-        loss=np.asarray([float(r["loss"]) for r in rows], np.float64),
-        eval_step=np.asarray([int(r["step"]) + 1 for r in ev], np.int64),
-        val_loss=np.asarray([float(r["val_loss"]) for r in ev], np.float64),
-        val_accuracy=np.asarray(
-            [np.nan if r["val_accuracy"] == "" else float(r["val_accuracy"]) for r in ev],
-            np.float64,
-        ),
-    )
+    metrics = read_metrics(folder / "metrics.csv")
     return result, metrics
 
 

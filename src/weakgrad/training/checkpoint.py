@@ -4,6 +4,7 @@ per step, appended and flushed as the run goes; cut back to the checkpoint on re
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import zipfile
 import zlib
@@ -20,12 +21,14 @@ from weakgrad.io import format_cell, write_csv, write_npz
 
 __all__ = [
     "METRIC_COLUMNS",
+    "Metrics",
     "MetricsLog",
     "best_in_metrics",
     "check_metrics_for_resume",
     "load_checkpoint",
     "non_finite_leaves",
     "rank",
+    "read_metrics",
     "save_checkpoint",
 ]
 
@@ -184,14 +187,39 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """A ``metrics.csv`` as arrays: the batch loss per step (``step`` from 0), and at each
+    evaluation (``eval_step``: steps done) the validation loss and accuracy (NaN where the
+    task has none)."""
+
+    step: np.ndarray
+    loss: np.ndarray
+    eval_step: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+
+
+def read_metrics(path: Path) -> Metrics:
+    """The rows of a metrics file (:class:`MetricsLog`) as :class:`Metrics`."""
+    rows = _rows(path)
+    ev = [r for r in rows if r["val_loss"]]
+    return Metrics(
+        step=np.asarray([int(r["step"]) for r in rows], np.int64),
+        loss=np.asarray([float(r["loss"]) for r in rows], np.float64),
+        eval_step=np.asarray([int(r["step"]) + 1 for r in ev], np.int64),
+        val_loss=np.asarray([float(r["val_loss"]) for r in ev], np.float64),
+        val_accuracy=np.asarray(
+            [float(r["val_accuracy"]) if r["val_accuracy"] else np.nan for r in ev], np.float64
+        ),
+    )
+
+
 def best_in_metrics(path: Path) -> tuple[float, float]:
     """The best :func:`rank` among the evaluations in a metrics file."""
-    best = (-np.inf, -np.inf)
-    for r in _rows(path):
-        if r["val_loss"]:
-            acc = float(r["val_accuracy"]) if r["val_accuracy"] else float("nan")
-            best = max(best, rank(float(r["val_loss"]), acc))
-    return best
+    m = read_metrics(path)
+    return max((rank(v, a) for v, a in zip(m.val_loss, m.val_accuracy, strict=True)),
+               default=(-np.inf, -np.inf))  # fmt: skip
 
 
 class MetricsLog:
@@ -233,8 +261,3 @@ class MetricsLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @staticmethod
-    def read(path: Path) -> list[dict[str, str]]:
-        """The rows of a metrics file, as strings by column."""
-        return _rows(path)

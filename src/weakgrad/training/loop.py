@@ -49,6 +49,7 @@ from weakgrad.training.checkpoint import (
     load_checkpoint,
     non_finite_leaves,
     rank,
+    read_metrics,
     save_checkpoint,
 )
 from weakgrad.training.resume import HISTORY, append_history, check_resume
@@ -161,7 +162,7 @@ class TrainResult(Mapping[str, Any]):
         from weakgrad.plots import plot_training, save_figure
 
         out = Path(out)
-        paths = [save_figure(plot_training(MetricsLog.read(out / "metrics.csv")),
+        paths = [save_figure(plot_training(read_metrics(out / "metrics.csv")),
                              out / "training.png")]  # fmt: skip
         for name, fig in self.figures().items():
             paths.append(save_figure(fig, out / name))
