@@ -280,35 +280,31 @@ def test_tiny_ann_run_saves_the_loops_curve_and_continues_after_a_kill(tmp_path)
     }  # fmt: skip
     assert (tmp_path / "ann_training.png").stat().st_size > 1000
 
-    # Killed after 3 of 4 regression steps (its checkpoint is at 2), then run again: it
-    # trains steps 3-4 of regression and all of autodiff, and ends with the same curves.
     class Killed(Exception):
         pass
 
-    def kill_at_3(done):
-        if done == 3:
-            raise Killed
+    def killed_then_resumed(call: int, scratch) -> tuple:
+        """Kill at the ``call``-th progress report, run again: (result, steps trained)."""
+        calls = []
 
-    scratch = tmp_path / "partial"
-    with pytest.raises(Killed):
-        exp.run_resumable(s, scratch, progress=kill_at_3)
-    done = []
-    again = exp.run_resumable(s, scratch, progress=done.append)
+        def kill(done):
+            calls.append(done)
+            if len(calls) == call:
+                raise Killed
+
+        with pytest.raises(Killed):
+            exp.run_resumable(s, scratch, progress=kill)
+        done = []
+        return exp.run_resumable(s, scratch, progress=done.append), done
+
+    # Killed after 3 of 4 regression steps (its checkpoint is at 2): trains steps 3-4 of
+    # regression and all of autodiff again.
+    again, done = killed_then_resumed(3, tmp_path / "partial")
     assert done == [3, 4, 1, 2, 3, 4]
     # Killed at autodiff's first step, regression finished: only autodiff trains again.
-    calls = []
-
-    def kill_at_fifth(d):
-        calls.append(d)
-        if len(calls) == 5:
-            raise Killed
-
-    scratch2 = tmp_path / "partial2"
-    with pytest.raises(Killed):
-        exp.run_resumable(s, scratch2, progress=kill_at_fifth)
-    done = []
-    third = exp.run_resumable(s, scratch2, progress=done.append)
+    third, done = killed_then_resumed(5, tmp_path / "partial2")
     assert done == [1, 2, 3, 4]
+    # Both end with the uninterrupted run's curves.
     for name in ("regression", "autodiff"):
         for run in (again, third):
             a, b = run.data["runs"][name], result.data["runs"][name]
@@ -316,7 +312,7 @@ def test_tiny_ann_run_saves_the_loops_curve_and_continues_after_a_kill(tmp_path)
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name} {k}")
     # A run of another config in the folder is replaced, not continued (nor refused).
     other = ann_config(dataclasses.replace(s, learning_rate=10 * s.learning_rate), "regression")
-    curve = train_curve(other, scratch / "regression")
+    curve = train_curve(other, tmp_path / "partial" / "regression")
     assert curve.loss[0] == result.data["runs"]["regression"]["loss"][0]  # same start
     assert curve.loss[-1] != result.data["runs"]["regression"]["loss"][-1]
     assert len(curve.loss) == s.steps
